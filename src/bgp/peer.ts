@@ -1,0 +1,169 @@
+/**
+ * One configured BGP neighbour: its configuration, its session(s) (two at once only during a
+ * connection collision, RFC 4271 §6.8), and the per-peer caches that keep per-prefix work off
+ * the hot path: received attribute bytes -> interned set, set -> import result, best set ->
+ * export result, out set -> encoded bytes. Caches drop entries when the attribute table frees a set.
+ */
+import type { AfiSafiName } from './wire/constants.ts';
+import type { AddPathMode, Negotiated } from './wire/negotiate.ts';
+import type { CodecContext, DecodedAttributes } from './wire/types.ts';
+import type { Session } from './session.ts';
+import type { ExportAttrs } from './rib/export.ts';
+import { AdjRibOut } from './rib/adj-out.ts';
+import type { PathSource } from './rib/decision.ts';
+
+export interface MaxPrefixConfig {
+  readonly limit: number;
+  readonly warningThresholdPct: number; // default 75
+  /** Seconds before the session may come back after a max-prefix teardown; 0 = stays down until reset. */
+  readonly restartSeconds: number;
+}
+
+export interface NeighborConfig {
+  readonly address: string;
+  readonly peerAsn: number;
+  readonly description?: string;
+  readonly passive: boolean;
+  readonly remotePort: number;
+  readonly localAddress?: string;
+  readonly families: readonly AfiSafiName[];
+  /** Policy chains; undefined = none configured (RFC 8212 applies to eBGP). */
+  readonly importPolicy?: readonly string[];
+  readonly exportPolicy?: readonly string[];
+  readonly holdTime: number;
+  readonly connectRetryTime: number;
+  readonly routeReflectorClient: boolean;
+  readonly nextHopSelf: boolean;
+  readonly maxPrefix: Partial<Record<AfiSafiName, MaxPrefixConfig>>;
+  readonly addPath: Partial<Record<AfiSafiName, AddPathMode>>;
+  /** Graceful restart: advertise the capability (helper mode) with this restart time. */
+  readonly gracefulRestart?: { readonly restartTime: number };
+  /** Next hop to send for IPv6 families when the session runs over IPv4. */
+  readonly ipv6NextHop?: Uint8Array;
+  readonly shutdown: boolean;
+}
+
+export interface RawEntry {
+  readonly bytes: Uint8Array; // private copy
+  readonly decoded: DecodedAttributes;
+  setId: number; // -1 until an IPv4 set was made
+}
+
+export interface OutSet {
+  readonly attrs: ExportAttrs;
+  bytes?: Uint8Array; // encoded attributes (no next hop for MP families)
+}
+
+export interface PeerStats {
+  updatesIn: number;
+  updatesOut: number;
+  errors7606: number;
+  lastError?: string;
+  establishedAt?: number; // ms epoch
+  lastDownAt?: number;
+  flaps: number;
+}
+
+export class Peer {
+  readonly sessions: Session[] = [];
+  negotiated: Negotiated | undefined;
+  /** Source facts for the decision process, filled when established. */
+  source: PathSource & { rrClient: boolean };
+  readonly adjOut = new Map<AfiSafiName, AdjRibOut>();
+  /** Raw attribute bytes hash -> entries (IPv4 plain-NLRI updates). */
+  readonly rawCache = new Map<number, RawEntry[]>();
+  /** Canonical attribute key -> set id (attributes of MP families, policy results). */
+  readonly setByKey = new Map<string, number>();
+  /** Reverse of rawCache/setByKey, to drop entries when a set is freed. */
+  readonly keyBySet = new Map<number, number | string>();
+  readonly importCache = new Map<number, number>(); // raw set id -> accepted set id or -1
+  readonly exportCache = new Map<number, number>(); // best set id -> out set id or -1
+  readonly outSets = new Map<number, OutSet>();
+  readonly outByKey = new Map<string, number>();
+  nextOutId = 0;
+  /** Families whose End-of-RIB we still owe the peer after the initial dump. */
+  readonly eorPending = new Set<AfiSafiName>();
+  /** Families whose Enhanced Route Refresh EoRR we owe after a re-send. */
+  readonly eorrPending = new Set<AfiSafiName>();
+  /** Families disabled by RFC 7606 AFI/SAFI disable for this session. */
+  readonly disabled = new Set<AfiSafiName>();
+  /** Graceful restart: families with stale paths awaiting End-of-RIB. */
+  readonly staleFamilies = new Set<AfiSafiName>();
+  staleTimer: NodeJS.Timeout | undefined;
+  restartTimer: NodeJS.Timeout | undefined;
+  /** Set when max-prefix (or an operator) stopped the peer. */
+  adminDown = false;
+  readonly warned = new Set<AfiSafiName>();
+  readonly stats: PeerStats = { updatesIn: 0, updatesOut: 0, errors7606: 0, flaps: 0 };
+  readonly addr: Uint8Array;
+
+  constructor(
+    readonly index: number,
+    public cfg: NeighborConfig,
+    addr: Uint8Array,
+  ) {
+    this.addr = addr;
+    this.source = { local: false, ebgp: true, bgpId: 0, address: addr, rrClient: cfg.routeReflectorClient };
+  }
+
+  get primary(): Session | undefined {
+    return this.sessions[0];
+  }
+
+  get established(): boolean {
+    return this.negotiated !== undefined;
+  }
+
+  get ctx(): CodecContext | undefined {
+    return this.negotiated?.ctx;
+  }
+
+  /** The session state as the API names it. */
+  get state(): string {
+    const s = this.primary;
+    if (this.negotiated !== undefined) return 'established';
+    let best = s?.fsm.state ?? 'idle';
+    for (const o of this.sessions) {
+      const st = o.fsm.state;
+      if (st === 'openconfirm' || (st === 'opensent' && best !== 'openconfirm')) best = st;
+    }
+    return best;
+  }
+
+  adj(family: AfiSafiName): AdjRibOut {
+    let a = this.adjOut.get(family);
+    if (a === undefined) {
+      a = new AdjRibOut();
+      this.adjOut.set(family, a);
+    }
+    return a;
+  }
+
+  clearCaches(): void {
+    this.rawCache.clear();
+    this.setByKey.clear();
+    this.keyBySet.clear();
+    this.importCache.clear();
+    this.exportCache.clear();
+    this.outSets.clear();
+    this.outByKey.clear();
+  }
+
+  /** Drops every cache entry that mentions a freed attribute set. */
+  forgetSet(id: number): void {
+    this.importCache.delete(id);
+    this.exportCache.delete(id);
+    const k = this.keyBySet.get(id);
+    if (k === undefined) return;
+    this.keyBySet.delete(id);
+    if (typeof k === 'string') {
+      this.setByKey.delete(k);
+      return;
+    }
+    const list = this.rawCache.get(k);
+    if (list === undefined) return;
+    const rest = list.filter((e) => e.setId !== id);
+    if (rest.length === 0) this.rawCache.delete(k);
+    else this.rawCache.set(k, rest);
+  }
+}

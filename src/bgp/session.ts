@@ -1,0 +1,227 @@
+/**
+ * The I/O shell around one BgpFsm: a TCP socket, one real timer, and back-pressure. Everything
+ * protocol-related happens in the pure core (./fsm.ts); this file only moves bytes and time.
+ *
+ * Writes: every message the core emits is written with the socket corked, so a burst leaves in
+ * one writev. UPDATEs are produced lazily: when the socket has drained, `produce()` is asked for
+ * the next batch (up to ~1 MiB), so a slow peer never makes us build a large queue (RFC 9687's
+ * send-hold timer in the core ends a session that stops reading altogether).
+ */
+import net from 'node:net';
+import { BgpFsm, type FsmConfig, type FsmEvent } from './fsm.ts';
+
+export interface SessionEndpoint {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress?: string;
+}
+
+export interface SessionHooks {
+  onEvent(session: Session, ev: FsmEvent): void;
+  /** Called when the socket can take more: return UPDATE messages (empty when none pending). */
+  produce(session: Session, budgetBytes: number): Uint8Array[];
+}
+
+const WRITE_BUDGET = 1 << 20;
+
+export function monotonicMs(): number {
+  return performance.now();
+}
+
+export class Session {
+  readonly fsm: BgpFsm;
+  socket: net.Socket | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private writing = false;
+  private closed = false;
+  /** Local address of the current TCP connection (for next-hop-self). */
+  localAddress: string | undefined;
+
+  constructor(
+    cfg: FsmConfig,
+    readonly endpoint: SessionEndpoint,
+    private readonly hooks: SessionHooks,
+    readonly inbound = false,
+  ) {
+    this.fsm = new BgpFsm(cfg);
+  }
+
+  start(): void {
+    this.fsm.start(monotonicMs());
+    this.run();
+  }
+
+  /** Adopts an accepted inbound connection. */
+  attach(socket: net.Socket): void {
+    this.bind(socket);
+    this.fsm.handleConnected(monotonicMs());
+    this.run();
+  }
+
+  stop(cease?: { subcode: number; message?: string }): void {
+    this.fsm.stop(monotonicMs(), cease);
+    this.run();
+  }
+
+  /** Closes this connection with Cease/7 after losing a collision (RFC 4271 §6.8). */
+  closeForCollision(): void {
+    this.fsm.closeForCollision(monotonicMs());
+    this.run();
+  }
+
+  /** Runs an input against the core then services its outputs. */
+  input(f: (fsm: BgpFsm, now: number) => void): void {
+    f(this.fsm, monotonicMs());
+    this.run();
+  }
+
+  /** Ends the shell for good (after the core went idle and the owner discards this session). */
+  dispose(): void {
+    this.closed = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
+
+  private bind(socket: net.Socket): void {
+    this.socket = socket;
+    this.localAddress = socket.localAddress?.replace(/^::ffff:/, '');
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      if (this.socket !== socket) return;
+      this.fsm.handleBytes(monotonicMs(), chunk);
+      this.run();
+    });
+    socket.on('drain', () => {
+      if (this.socket !== socket) return;
+      this.fsm.handleWritable(monotonicMs(), 0);
+      this.run();
+    });
+    const gone = (): void => {
+      if (this.socket !== socket) return;
+      this.socket = undefined;
+      this.fsm.handleTransportClosed(monotonicMs());
+      this.run();
+    };
+    socket.on('close', gone);
+    socket.on('error', () => {
+      /* 'close' follows */
+    });
+  }
+
+  private connect(): void {
+    const { remoteAddress, remotePort, localAddress } = this.endpoint;
+    const socket = net.connect({ host: remoteAddress, port: remotePort, localAddress });
+    let connected = false;
+    socket.once('connect', () => {
+      connected = true;
+      if (this.closed) return void socket.destroy();
+      this.bind(socket);
+      this.fsm.handleConnected(monotonicMs());
+      this.run();
+    });
+    socket.once('error', () => {
+      if (connected || this.closed) return;
+      socket.destroy();
+      this.fsm.handleConnectFailed(monotonicMs());
+      this.run();
+    });
+  }
+
+  /** Services the core: events, transmit, timer. Re-entrant calls are folded into the running one. */
+  private run(): void {
+    if (this.closed) return;
+    let ev: FsmEvent | undefined;
+    while ((ev = this.fsm.pollEvent()) !== undefined) {
+      switch (ev.type) {
+        case 'connect':
+          this.connect();
+          break;
+        case 'disconnect': {
+          const s = this.socket;
+          this.socket = undefined;
+          if (s !== undefined) {
+            this.flush(s);
+            s.end();
+            s.destroySoon();
+          }
+          break;
+        }
+        default:
+          break;
+      }
+      this.hooks.onEvent(this, ev);
+    }
+    if (this.socket !== undefined) this.pump(this.socket);
+    this.schedule();
+  }
+
+  private flush(socket: net.Socket): void {
+    let b: Uint8Array | undefined;
+    socket.cork();
+    while ((b = this.fsm.pollTransmit()) !== undefined) socket.write(b);
+    socket.uncork();
+  }
+
+  /** Writes what the core has, then asks for UPDATEs while the socket keeps up. */
+  private pump(socket: net.Socket): void {
+    if (this.writing) return;
+    this.writing = true;
+    try {
+      socket.cork();
+      let written = 0;
+      let ok = true;
+      for (;;) {
+        let b: Uint8Array | undefined;
+        while ((b = this.fsm.pollTransmit()) !== undefined) {
+          written += b.length;
+          ok = socket.write(b);
+        }
+        if (!ok || written >= WRITE_BUDGET || this.fsm.state !== 'established') break;
+        const batch = this.hooks.produce(this, WRITE_BUDGET - written);
+        if (batch.length === 0) break;
+        for (const m of batch) this.fsm.sendUpdate(m);
+      }
+      socket.uncork();
+      const backlog = socket.writableLength;
+      this.fsm.handleWritable(monotonicMs(), backlog);
+      // More to produce and the socket still takes data: continue on the next turn, so reading
+      // (keepalives, other peers) is never starved by one large table dump.
+      if (ok && written >= WRITE_BUDGET) setImmediate(() => this.kick());
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  /** Asks the shell to try writing (new UPDATEs became available). */
+  kick(): void {
+    if (this.closed) return;
+    if (this.socket !== undefined && !this.socket.writableNeedDrain) this.pump(this.socket);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    const at = this.fsm.pollTimeout();
+    if (at === undefined) {
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      return;
+    }
+    if (this.timer !== undefined && at === this.timerAt) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Infinity;
+        this.fsm.handleTimeout(monotonicMs());
+        this.run();
+      },
+      Math.max(0, at - monotonicMs()),
+    );
+    this.timer.unref?.();
+  }
+}
