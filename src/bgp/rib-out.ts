@@ -199,11 +199,11 @@ export class RibOut {
       }
       if (adj.groups.size === 0) {
         if (p.eorPending.delete(f)) out.push(encodeEndOfRib(f));
-        if (p.eorrPending.delete(f)) {
+        // RFC 7313 §4: EoRR after the last UPDATE of the re-send; it goes in the FSM's UPDATE
+        // lane, so it is queued only once every UPDATE of this batch has been handed over.
+        if (out.length === 0 && p.eorrPending.delete(f)) {
           const { afi, safi } = afiSafiCode(f);
-          out.push(this.sp.encodeRefresh(f, RouteRefreshSubtype.EORR));
-          void afi;
-          void safi;
+          p.primary?.fsm.sendRouteRefresh(afi, safi, RouteRefreshSubtype.EORR);
         }
       }
     }

@@ -143,9 +143,12 @@ export class Session {
           const s = this.socket;
           this.socket = undefined;
           if (s !== undefined) {
-            this.flush(s);
-            s.end();
-            s.destroySoon();
+            if (ev.abort === true) s.destroy(); // RFC 9687: the peer is not reading
+            else {
+              this.flush(s);
+              s.end();
+              s.destroySoon();
+            }
           }
           break;
         }
@@ -181,7 +184,11 @@ export class Session {
         }
         if (!ok || written >= WRITE_BUDGET || this.fsm.state !== 'established') break;
         const batch = this.hooks.produce(this, WRITE_BUDGET - written);
-        if (batch.length === 0) break;
+        if (batch.length === 0) {
+          // produce() may have queued a route-refresh marker (EoRR) directly: write it too.
+          while ((b = this.fsm.pollTransmit()) !== undefined) ok = socket.write(b);
+          break;
+        }
         for (const m of batch) this.fsm.sendUpdate(m);
       }
       socket.uncork();

@@ -23,7 +23,6 @@ import type { Negotiated } from './wire/negotiate.ts';
 import type { DecodedAttributes, Nlri, UpdateMessage } from './wire/types.ts';
 import { decodeAttributes } from './wire/attributes.ts';
 import { decodeNlri, forEachIPv4Prefix } from './wire/nlri.ts';
-import { encodeRouteRefresh } from './wire/route-refresh.ts';
 import type { FsmConfig, FsmEvent } from './fsm.ts';
 import { resolveCollision } from './fsm.ts';
 import { Session } from './session.ts';
@@ -757,11 +756,6 @@ export class Speaker extends EventEmitter {
   /** For the API: a human form of a peer index. */
   peerName(index: number): string {
     return index === LOCAL_PEER ? 'local' : formatAddress(this.peers[index]!.addr);
-  }
-
-  encodeRefresh(f: AfiSafiName, subtype: number): Uint8Array {
-    const { afi, safi } = afiSafiCode(f);
-    return encodeRouteRefresh(afi, safi, subtype);
   }
 }
 

@@ -71,6 +71,10 @@ export function formatIPv4(b: Uint8Array, off = 0): string {
 }
 
 export function formatIPv6(b: Uint8Array, off = 0): string {
+  // IPv4-mapped (::ffff:a.b.c.d, RFC 4291 §2.5.5.2) keeps its dotted tail (RFC 5952 §5).
+  let mapped = b[off + 10] === 0xff && b[off + 11] === 0xff;
+  for (let i = 0; i < 10 && mapped; i++) if (b[off + i] !== 0) mapped = false;
+  if (mapped) return `::ffff:${formatIPv4(b, off + 12)}`;
   const g: number[] = [];
   for (let i = 0; i < 8; i++) g.push((b[off + i * 2]! << 8) | b[off + i * 2 + 1]!);
   // RFC 5952: compress the longest run (>= 2) of zero groups, leftmost on ties.

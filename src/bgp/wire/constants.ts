@@ -100,6 +100,7 @@ export const HeaderErrorSubcode = {
 } as const;
 
 export const OpenErrorSubcode = {
+  UNSPECIFIC: 0, // RFC 4271 §6.2: recognised but malformed optional parameter
   UNSUPPORTED_VERSION_NUMBER: 1,
   BAD_PEER_AS: 2,
   BAD_BGP_IDENTIFIER: 3,
@@ -133,6 +134,10 @@ export const CeaseSubcode = {
   OUT_OF_RESOURCES: 8,
   HARD_RESET: 9, // RFC 8538
   BFD_DOWN: 10, // RFC 9384
+} as const;
+
+export const RouteRefreshErrorSubcode = {
+  INVALID_MESSAGE_LENGTH: 1, // RFC 7313 §5
 } as const;
 
 export const RouteRefreshSubtype = {
@@ -188,6 +193,7 @@ export function notificationSubcodeName(code: number, subcode: number): string {
     [NotificationCode.OPEN_MESSAGE_ERROR]: OpenErrorSubcode,
     [NotificationCode.UPDATE_MESSAGE_ERROR]: UpdateErrorSubcode,
     [NotificationCode.CEASE]: CeaseSubcode,
+    [NotificationCode.ROUTE_REFRESH_MESSAGE_ERROR]: RouteRefreshErrorSubcode,
   };
   const t = tables[code];
   return t === undefined ? String(subcode) : reverse(t)(subcode);

@@ -1,0 +1,237 @@
+/**
+ * The agent's management API (fastify, JSON; OpenAPI 3 at /api/v1/openapi.json) and Prometheus
+ * metrics at /metrics. Every handler reads the speaker synchronously (no await in the middle of a
+ * RIB read). Bad requests get a 400 with a precise message, unknown things a 404.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import { Type, type Static } from 'typebox';
+import { Registry, Gauge, Counter, collectDefaultMetrics } from 'prom-client';
+import path from 'node:path';
+import os from 'node:os';
+import { AFI_SAFIS, afiSafiCode, type AfiSafiName } from '../bgp/wire/constants.ts';
+import type { Speaker } from '../bgp/speaker.ts';
+import { neighborViews, parsePrefixQuery, routeViews } from '../bgp/rib-view.ts';
+import { dumpRib } from '../bgp/mrt-dump.ts';
+
+const FamilyCounts = Type.Object({ received: Type.Integer(), accepted: Type.Integer(), advertised: Type.Integer() });
+const Neighbor = Type.Object({
+  address: Type.String(),
+  'peer-asn': Type.Integer(),
+  description: Type.Optional(Type.String()),
+  state: Type.Union(['idle', 'connect', 'active', 'opensent', 'openconfirm', 'established'].map((s) => Type.Literal(s))),
+  'uptime-s': Type.Integer(),
+  'router-id': Type.Union([Type.String(), Type.Null()]),
+  'afi-safis': Type.Record(Type.String(), FamilyCounts),
+  'last-error': Type.Union([Type.String(), Type.Null()]),
+  messages: Type.Object({ in: Type.Integer(), out: Type.Integer(), 'updates-in': Type.Integer(), 'updates-out': Type.Integer() }),
+  flaps: Type.Integer(),
+});
+const Path = Type.Object({
+  best: Type.Boolean(),
+  reason: Type.String({ description: 'why the best path won (decision step), or why this one lost' }),
+  'next-hop': Type.String(),
+  'as-path': Type.String(),
+  origin: Type.Union([Type.Literal('igp'), Type.Literal('egp'), Type.Literal('incomplete')]),
+  med: Type.Union([Type.Integer(), Type.Null()]),
+  'local-pref': Type.Union([Type.Integer(), Type.Null()]),
+  communities: Type.Array(Type.String()),
+  'large-communities': Type.Array(Type.String()),
+  'ext-communities': Type.Array(Type.String()),
+  from: Type.String(),
+  'path-id': Type.Integer(),
+  labels: Type.Optional(Type.Array(Type.Integer())),
+  stale: Type.Boolean(),
+});
+const Route = Type.Object({ prefix: Type.String(), rd: Type.Optional(Type.String()), paths: Type.Array(Path) });
+const ErrorBody = Type.Object({ error: Type.String(), message: Type.String() });
+const FamilyParam = Type.Object({ afiSafi: Type.Union(AFI_SAFIS.map((f) => Type.Literal(f))) });
+const AddressParam = Type.Object({ address: Type.String() });
+
+type FamilyParams = Static<typeof FamilyParam>;
+
+export interface ApiOptions {
+  readonly speaker: Speaker;
+  readonly dumpDir?: string;
+}
+
+function metrics(sp: Speaker): Registry {
+  const reg = new Registry();
+  collectDefaultMetrics({ register: reg, prefix: 'vce_' });
+  const labels = ['neighbor', 'peer_asn'];
+  new Gauge({
+    name: 'vce_bgp_neighbor_up',
+    help: '1 when the BGP session is Established',
+    labelNames: labels,
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const p of sp.peerList()) this.set({ neighbor: p.cfg.address, peer_asn: String(p.cfg.peerAsn) }, p.established ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'vce_bgp_prefixes',
+    help: 'Prefixes per neighbour and family (received, accepted, advertised)',
+    labelNames: ['neighbor', 'afi_safi', 'kind'],
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const v of neighborViews(sp)) {
+        for (const [f, c] of Object.entries(v['afi-safis'])) {
+          this.set({ neighbor: v.address, afi_safi: f, kind: 'received' }, c.received);
+          this.set({ neighbor: v.address, afi_safi: f, kind: 'accepted' }, c.accepted);
+          this.set({ neighbor: v.address, afi_safi: f, kind: 'advertised' }, c.advertised);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: 'vce_bgp_loc_rib_routes',
+    help: 'Destinations with a best path, per family',
+    labelNames: ['afi_safi'],
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const [f, rib] of sp.ribs) this.set({ afi_safi: f }, rib.countBest());
+    },
+  });
+  new Gauge({
+    name: 'vce_bgp_attribute_sets',
+    help: 'Interned path attribute sets',
+    registers: [reg],
+    collect() {
+      this.set(sp.attrs.size);
+    },
+  });
+  const flaps = new Counter({ name: 'vce_bgp_session_down_total', help: 'Sessions that left Established', labelNames: ['neighbor'], registers: [reg] });
+  sp.on('peer-down', (p: { cfg: { address: string }; negotiated: unknown }) => flaps.inc({ neighbor: p.cfg.address }, 0));
+  new Gauge({
+    name: 'vce_bgp_update_errors_total',
+    help: 'RFC 7606 errors seen per neighbour',
+    labelNames: ['neighbor'],
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const p of sp.peerList()) this.set({ neighbor: p.cfg.address }, p.stats.errors7606);
+    },
+  });
+  return reg;
+}
+
+export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> {
+  const sp = opts.speaker;
+  const app = Fastify({ logger: false });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'vce agent API', version: '1', description: 'Management interface of the vCE agent (draft-fang-l3vpn-virtual-ce §6.1)' },
+    },
+  });
+  const reg = metrics(sp);
+  app.setErrorHandler((err: { statusCode?: number; message: string; validation?: unknown }, _req, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    void reply.status(status).send({ error: status === 400 ? 'bad-request' : status === 404 ? 'not-found' : 'internal', message: err.message });
+  });
+
+  app.get('/api/v1/bgp/neighbors', { schema: { summary: 'BGP neighbours and their session state', response: { 200: Type.Array(Neighbor) } } }, () =>
+    neighborViews(sp),
+  );
+
+  app.get<{ Params: { address: string } }>(
+    '/api/v1/bgp/neighbors/:address',
+    { schema: { params: AddressParam, response: { 200: Neighbor, 404: ErrorBody } } },
+    (req, reply) => {
+      const v = neighborViews(sp).find((n) => n.address === req.params.address);
+      if (v === undefined) return reply.status(404).send({ error: 'not-found', message: `no neighbor ${req.params.address}` });
+      return v;
+    },
+  );
+
+  app.post<{ Params: { address: string }; Body: { action: string; 'afi-safi'?: string; message?: string } }>(
+    '/api/v1/bgp/neighbors/:address/actions',
+    {
+      schema: {
+        summary: 'Operate on a neighbour: soft-reset-in (route refresh), shutdown, enable',
+        params: AddressParam,
+        body: Type.Object({
+          action: Type.Union([Type.Literal('soft-reset-in'), Type.Literal('shutdown'), Type.Literal('enable')]),
+          'afi-safi': Type.Optional(Type.Union(AFI_SAFIS.map((f) => Type.Literal(f)))),
+          message: Type.Optional(Type.String({ maxLength: 255 })),
+        }),
+        response: { 200: Type.Object({ ok: Type.Boolean(), detail: Type.String() }), 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    (req, reply) => {
+      const p = sp.neighbor(req.params.address);
+      if (p === undefined) return reply.status(404).send({ error: 'not-found', message: `no neighbor ${req.params.address}` });
+      const { action } = req.body;
+      if (action === 'shutdown') {
+        sp.stopPeer(p, 2, req.body.message);
+        return { ok: true, detail: 'session closed with Cease/Administrative Shutdown' };
+      }
+      if (action === 'enable') {
+        for (const s of p.sessions) s.input((fsm, now) => fsm.start(now));
+        sp.startPeer(p);
+        return { ok: true, detail: 'neighbor enabled' };
+      }
+      if (!p.established) return reply.status(409).send({ error: 'conflict', message: `neighbor ${p.cfg.address} is not established` });
+      const fams = req.body['afi-safi'] !== undefined ? [req.body['afi-safi'] as AfiSafiName] : [...p.negotiated!.families];
+      const sent = fams.filter((f) => sp.refreshFrom(p, f));
+      if (sent.length === 0) return reply.status(409).send({ error: 'conflict', message: 'peer did not negotiate route refresh for that family' });
+      return { ok: true, detail: `route refresh sent for ${sent.join(', ')}` };
+    },
+  );
+
+  app.get<{ Params: FamilyParams; Querystring: { prefix?: string } }>(
+    '/api/v1/bgp/rib/:afiSafi',
+    {
+      schema: {
+        summary: 'Routes of one address family with every path and the reason the best one won',
+        params: FamilyParam,
+        querystring: Type.Object({ prefix: Type.Optional(Type.String()) }),
+        response: { 200: Type.Array(Route), 400: ErrorBody, 404: ErrorBody },
+      },
+    },
+    (req, reply) => {
+      const f = req.params.afiSafi;
+      if (!sp.ribs.has(f)) return reply.status(404).send({ error: 'not-found', message: `address family ${f} is not enabled` });
+      let prefix;
+      if (req.query.prefix !== undefined) {
+        try {
+          prefix = parsePrefixQuery(req.query.prefix);
+        } catch (e) {
+          return reply.status(400).send({ error: 'bad-request', message: `prefix: ${(e as Error).message}` });
+        }
+        const v4 = afiSafiCode(f).afi === 1;
+        if ((prefix.addr.length === 4) !== v4)
+          return reply.status(400).send({ error: 'bad-request', message: `prefix ${req.query.prefix} is not of family ${f}` });
+      }
+      return routeViews(sp, f, prefix);
+    },
+  );
+
+  app.post<{ Body: { path?: string } | undefined }>(
+    '/api/v1/bgp/rib/dump',
+    {
+      schema: {
+        summary: 'Write the unicast RIBs as an MRT TABLE_DUMP_V2 file (RFC 6396)',
+        body: Type.Optional(Type.Object({ path: Type.Optional(Type.String()) })),
+        response: { 200: Type.Object({ path: Type.String(), entries: Type.Integer() }) },
+      },
+    },
+    async (req) => {
+      const file = req.body?.path ?? path.join(opts.dumpDir ?? os.tmpdir(), `vce-rib-${Date.now()}.mrt`);
+      const { entries } = await dumpRib(sp, file);
+      return { path: file, entries };
+    },
+  );
+
+  app.get('/metrics', async (_req, reply) => {
+    const text = await reg.metrics();
+    return reply.type(reg.contentType).send(text);
+  });
+
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
+  await app.ready();
+  return app;
+}
