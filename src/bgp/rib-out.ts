@@ -19,6 +19,11 @@ import type { Speaker } from './speaker.ts';
 import { canonicalKey } from './speaker.ts';
 
 const HEADER = 19;
+
+interface Slab {
+  buf: Uint8Array;
+  off: number;
+}
 const MP_PATH_ID = 1; // the path id we use when ADD-PATH send is negotiated (we send best only)
 
 function isV4Family(f: AfiSafiName): boolean {
@@ -187,13 +192,14 @@ export class RibOut {
     const out: Uint8Array[] = [];
     if (n === undefined) return out;
     let used = 0;
+    const slab: Slab = { buf: new Uint8Array(0), off: 0 };
     for (const f of n.families) {
       const rib = this.sp.ribs.get(f);
       if (rib === undefined) continue;
       const adj = p.adj(f);
       for (const [key, list] of adj.groups) {
         if (used >= budget) return out;
-        used += f === 'ipv4-unicast' ? this.packV4(p, rib, key, list, budget - used, out) : this.packMp(p, rib, key, list, budget - used, out);
+        used += f === 'ipv4-unicast' ? this.packV4(p, rib, key, list, budget - used, out, slab) : this.packMp(p, rib, key, list, budget - used, out);
         if (list.pos >= list.length) adj.groups.delete(key);
         else return out;
       }
@@ -228,6 +234,7 @@ export class RibOut {
     list: { data: Int32Array; length: number; pos: number },
     budget: number,
     out: Uint8Array[],
+    slab: Slab,
   ): number {
     const adj = p.adj('ipv4-unicast');
     const ctx = p.negotiated!.ctx;
@@ -241,20 +248,24 @@ export class RibOut {
     }
     const fixed = HEADER + 4 + (attrs?.length ?? 0);
     if (fixed + 5 + (addPath ? 4 : 0) > maxLen) throw new Error('attributes too large for one UPDATE');
-    const slab = new Uint8Array(Math.min(budget, 1 << 20) + maxLen);
     let produced = 0;
-    let off = 0;
     while (list.pos < list.length && produced < budget) {
-      const start = off;
+      // Messages are carved out of one shared slab per write batch (no allocation per message).
+      if (slab.buf.length - slab.off < maxLen) {
+        slab.buf = new Uint8Array(Math.max(1 << 20, maxLen * 2));
+        slab.off = 0;
+      }
+      const buf = slab.buf;
+      const start = slab.off;
       let w = start + HEADER + 2; // withdrawn routes start (for withdraw groups)
       let count = 0;
       if (!withdraw) {
         // withdrawn length 0, attribute length, attributes, then NLRI
-        slab[start + HEADER] = 0;
-        slab[start + HEADER + 1] = 0;
-        slab[start + HEADER + 2] = attrs!.length >> 8;
-        slab[start + HEADER + 3] = attrs!.length & 0xff;
-        slab.set(attrs!, start + HEADER + 4);
+        buf[start + HEADER] = 0;
+        buf[start + HEADER + 1] = 0;
+        buf[start + HEADER + 2] = attrs!.length >> 8;
+        buf[start + HEADER + 3] = attrs!.length & 0xff;
+        buf.set(attrs!, start + HEADER + 4);
         w = start + fixed;
       }
       const limit = start + maxLen - (withdraw ? 2 : 0);
@@ -268,18 +279,18 @@ export class RibOut {
         const nb = (len + 7) >> 3;
         if (w + 1 + nb + (addPath ? 4 : 0) > limit) break;
         if (addPath) {
-          slab[w] = 0;
-          slab[w + 1] = 0;
-          slab[w + 2] = 0;
-          slab[w + 3] = MP_PATH_ID;
+          buf[w] = 0;
+          buf[w + 1] = 0;
+          buf[w + 2] = 0;
+          buf[w + 3] = MP_PATH_ID;
           w += 4;
         }
         const a = rib.v4Addr(d);
-        slab[w++] = len;
-        if (nb > 0) slab[w++] = a >>> 24;
-        if (nb > 1) slab[w++] = (a >>> 16) & 0xff;
-        if (nb > 2) slab[w++] = (a >>> 8) & 0xff;
-        if (nb > 3) slab[w++] = a & 0xff;
+        buf[w++] = len;
+        if (nb > 0) buf[w++] = a >>> 24;
+        if (nb > 1) buf[w++] = (a >>> 16) & 0xff;
+        if (nb > 2) buf[w++] = (a >>> 8) & 0xff;
+        if (nb > 3) buf[w++] = a & 0xff;
         adj.sent(d);
         list.pos++;
         count++;
@@ -287,20 +298,19 @@ export class RibOut {
       if (count === 0) break;
       if (withdraw) {
         const wl = w - (start + HEADER + 2);
-        slab[start + HEADER] = wl >> 8;
-        slab[start + HEADER + 1] = wl & 0xff;
-        slab[w++] = 0; // total path attribute length
-        slab[w++] = 0;
+        buf[start + HEADER] = wl >> 8;
+        buf[start + HEADER + 1] = wl & 0xff;
+        buf[w++] = 0; // total path attribute length
+        buf[w++] = 0;
       }
       const total = w - start;
-      slab.fill(0xff, start, start + 16);
-      slab[start + 16] = total >> 8;
-      slab[start + 17] = total & 0xff;
-      slab[start + 18] = 2; // UPDATE
-      out.push(slab.subarray(start, w));
+      buf.fill(0xff, start, start + 16);
+      buf[start + 16] = total >> 8;
+      buf[start + 17] = total & 0xff;
+      buf[start + 18] = 2; // UPDATE
+      out.push(buf.subarray(start, w));
       produced += total;
-      off = w;
-      if (off + maxLen > slab.length) break;
+      slab.off = w;
     }
     return produced;
   }
