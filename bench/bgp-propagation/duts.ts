@@ -121,12 +121,16 @@ protocol bgp ${name} {
   neighbor ${addr} port ${ctx.port} as ${asn};
   passive on;
   multihop;
-  ipv4 { import all; export all; next hop self; };
+  ipv4 { import all; export all; next hop self; igp table igp4; };
 }`;
     const conf = `# vce propagation benchmark DUT
 log "${join(ctx.dir, 'bird.log')}" { warning, error, fatal };
 router id ${DUT_ADDR};
 protocol device { }
+# BIRD refuses direct eBGP neighbours in 127/8 (host scope), so the sessions are multihop and the
+# tester's NEXT_HOP is resolved recursively through this table, as a router would through its IGP.
+ipv4 table igp4;
+protocol static nexthops { ipv4 { table igp4; }; route ${TESTER_NEXT_HOP}/32 via "lo"; }
 ${proto('tester', TESTER_ADDR, TESTER_AS)}
 ${proto('monitor', MONITOR_ADDR, MONITOR_AS)}
 `;

@@ -31,6 +31,8 @@ export function monotonicMs(): number {
 export class Session {
   readonly fsm: BgpFsm;
   socket: net.Socket | undefined;
+  /** The outbound connection attempt in flight, if any (at most one; the core owns one connection). */
+  private pending: net.Socket | undefined;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private writing = false;
@@ -81,8 +83,21 @@ export class Session {
     this.closed = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    this.abortPending();
     this.socket?.destroy();
     this.socket = undefined;
+  }
+
+  /** Abandons the outbound attempt in flight: it must never be reported to the core later. */
+  private abortPending(): void {
+    const p = this.pending;
+    this.pending = undefined;
+    p?.destroy();
+  }
+
+  /** An outbound connection attempt is in flight. */
+  get connecting(): boolean {
+    return this.pending !== undefined;
   }
 
   private bind(socket: net.Socket): void {
@@ -113,18 +128,24 @@ export class Session {
 
   private connect(): void {
     const { remoteAddress, remotePort, localAddress } = this.endpoint;
+    this.abortPending();
     const socket = net.connect({ host: remoteAddress, port: remotePort, localAddress });
-    let connected = false;
+    this.pending = socket;
     socket.once('connect', () => {
-      connected = true;
-      if (this.closed) return void socket.destroy();
+      // Only the current attempt counts: one replaced by a ConnectRetry, dropped by the core, or
+      // overtaken by an adopted connection must not reach the core (it would be a second one).
+      if (this.pending !== socket) return void socket.destroy();
+      this.pending = undefined;
+      if (this.closed || this.socket !== undefined) return void socket.destroy();
       this.bind(socket);
       this.fsm.handleConnected(monotonicMs());
       this.run();
     });
     socket.once('error', () => {
-      if (connected || this.closed) return;
+      if (this.pending !== socket) return; // connected (then 'close' reports it) or abandoned
+      this.pending = undefined;
       socket.destroy();
+      if (this.closed) return;
       this.fsm.handleConnectFailed(monotonicMs());
       this.run();
     });
@@ -140,6 +161,7 @@ export class Session {
           this.connect();
           break;
         case 'disconnect': {
+          this.abortPending(); // in Connect: drop the attempt in flight (ConnectRetry, stop)
           const s = this.socket;
           this.socket = undefined;
           if (s !== undefined) {

@@ -146,7 +146,8 @@ export class Speaker extends EventEmitter {
     for (const p of this.peers) {
       if (p === undefined) continue;
       this.clearPeerTimers(p);
-      for (const s of p.sessions) {
+      p.adminDown = true; // no replacement session (onDown) and no inbound adoption after stop
+      for (const s of [...p.sessions]) {
         const sock = s.socket;
         if (sock !== undefined) waits.push(new Promise((r) => sock.once('close', () => r())));
         s.stop({ subcode: CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, message });
@@ -228,7 +229,10 @@ export class Speaker extends EventEmitter {
     }
     const primary = p.primary;
     const st = primary?.fsm.state;
-    if (primary !== undefined && (st === 'connect' || st === 'active') && primary.socket === undefined) {
+    // Adopt the connection when the primary core waits without a connection of its own. While its
+    // own outbound attempt is in flight (Connect), the inbound one gets a core of its own and the
+    // OPENs decide (RFC 4271 §6.8): one core never gets two connections.
+    if (primary !== undefined && (st === 'connect' || st === 'active') && primary.socket === undefined && !primary.connecting) {
       primary.attach(socket);
       return;
     }
@@ -658,10 +662,11 @@ export class Speaker extends EventEmitter {
         dv.setUint8(2, safi);
         dv.setUint32(3, mp.limit);
         this.log.warn({ peer: p.cfg.address, family: f, count, limit: mp.limit }, 'maximum prefixes exceeded');
-        p.stats.lastError = `maximum prefix limit ${mp.limit} exceeded for ${f}`;
         p.adminDown = true;
         p.primary?.input((fsm, now) => fsm.cease(now, CeaseSubcode.MAXIMUM_PREFIXES_REACHED, data));
         p.primary?.input((fsm, now) => fsm.stop(now));
+        // After the cease: its 'down' event (handled synchronously above) sets the generic reason.
+        p.stats.lastError = `maximum prefix limit ${mp.limit} exceeded for ${f} (sent CEASE/MAXIMUM_PREFIXES_REACHED)`;
         if (mp.restartSeconds > 0) {
           if (p.restartTimer !== undefined) clearTimeout(p.restartTimer);
           p.restartTimer = setTimeout(() => {

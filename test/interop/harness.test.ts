@@ -149,7 +149,7 @@ describe.skipIf(!available)('interop harness (gobgpd, BIRD, FRR, ExaBGP)', () =>
   const attrs = {
     communities: ['65000:2', '65000:1'],
     largeCommunities: ['65001:7:8', '1:2:3'],
-    extCommunities: ['rt:65000:1', 'rt:192.0.2.1:5', 'rt:4200000000:7'],
+    extCommunities: ['rt:65000:1', 'rt:4200000000:7', 'rt:192.0.2.1:5'],
     med: 42,
     asPath: [64512],
     origin: 'egp' as const,
@@ -165,7 +165,7 @@ describe.skipIf(!available)('interop harness (gobgpd, BIRD, FRR, ExaBGP)', () =>
       med: 42,
       communities: ['65000:1', '65000:2'],
       largeCommunities: ['1:2:3', '65001:7:8'],
-      extCommunities: ['rt:65000:1', 'rt:192.0.2.1:5', 'rt:4200000000:7'],
+      extCommunities: ['rt:65000:1', 'rt:4200000000:7', 'rt:192.0.2.1:5'],
     };
     const onBird = await waitFor(async () => findRoute(await bird.rib('ipv4-unicast'), '10.1.0.0/24'), {
       what: '10.1.0.0/24 on bird',
@@ -256,7 +256,7 @@ describe.skipIf(!available)('interop harness (gobgpd, BIRD, FRR, ExaBGP)', () =>
       med: 42,
       communities: ['65000:1', '65000:2'],
       largeCommunities: ['1:2:3', '65001:7:8'],
-      extCommunities: ['rt:65000:1', 'rt:192.0.2.1:5', 'rt:4200000000:7'],
+      extCommunities: ['rt:65000:1', 'rt:4200000000:7', 'rt:192.0.2.1:5'],
     };
     expect(onExa).toEqual(expected);
     expect(onGobgp).toEqual(expected);
@@ -296,8 +296,13 @@ describe.skipIf(!available)('interop harness (gobgpd, BIRD, FRR, ExaBGP)', () =>
       what: '10.1.0.0/24 back on bird',
     });
     await bird.softResetIn(G.addr);
-    await frr.softResetIn(G.addr);
-    await gobgp.softResetIn(F.addr, 'ipv4-unicast');
+    await gobgp.softResetIn(F.addr, 'ipv4-unicast'); // local re-evaluation only (no ROUTE-REFRESH)
+    const before = (await exa.refreshesReceived()).length;
+    await frr.softResetIn(E.addr);
+    await waitFor(async () => ((await exa.refreshesReceived()).length > before ? true : undefined), {
+      what: 'ROUTE-REFRESH from frr at exabgp',
+    });
+    expect((await exa.refreshesReceived()).at(-1)).toMatchObject({ afi: 'ipv4', safi: 'unicast' });
     await exa.routeRefresh('ipv4-unicast');
     expect(await gobgp.neighborState(F.addr)).toBe('established');
   });

@@ -93,7 +93,8 @@ describe('iBGP-only attributes (RFC 4271 §5.1.5, RFC 4456 §8)', () => {
   };
   it('decodes', () => expect(decodeAttributes(bytes, IBGP, true)).toEqual({ attrs, errors: [] }));
   it('encodes', () => expect(toHex(encodeAttributes(attrs, IBGP))).toBe(toHex(bytes)));
-  it('round trips', () => expect(encodeAttributes(decodeAttributes(bytes, IBGP, true).attrs, IBGP)).toEqual(bytes));
+  it('round trips', () =>
+    expect(encodeAttributes(decodeAttributes(bytes, IBGP, true).attrs, IBGP)).toEqual(bytes));
 });
 
 describe('2-byte AS peers and AS4 reconciliation (RFC 6793)', () => {
@@ -153,7 +154,9 @@ describe('2-byte AS peers and AS4 reconciliation (RFC 6793)', () => {
     expect(decodeAttributes(bytes, OLD, false).attrs).toEqual(attrs);
   });
   it('§4.2.2: no AS4_PATH when every ASN fits 16 bits; confederation segments stay out of it', () => {
-    expect(toHex(encodeAttributes({ asPath: parseAsPath('65001 65002') }, OLD))).toBe('400206' + '0202fde9fdea');
+    expect(toHex(encodeAttributes({ asPath: parseAsPath('65001 65002') }, OLD))).toBe(
+      '400206' + '0202fde9fdea',
+    );
     const attrs: PathAttributes = { asPath: parseAsPath('(65100) 4200000000') };
     const bytes = hex`
       40 02 08 03 01 fe 4c 02 01 5b a0             # AS_PATH (65100) AS_TRANS
@@ -209,7 +212,13 @@ describe('MP_REACH_NLRI / MP_UNREACH_NLRI (RFC 4760 §3, §4)', () => {
     expect(toHex(encodeAttributes({}, EBGP, { reach: d.mpReach! }))).toBe(toHex(bytes));
   });
   it('IPv6 VPN next hop with link-local: 48 bytes (RFC 4659 §3.2.1.1)', () => {
-    const reach = { afi: 2, safi: 128, nextHop: ip('2001:db8::1'), linkLocalNextHop: ip('fe80::1'), nlri: hex`` };
+    const reach = {
+      afi: 2,
+      safi: 128,
+      nextHop: ip('2001:db8::1'),
+      linkLocalNextHop: ip('fe80::1'),
+      nlri: hex``,
+    };
     const bytes = encodeAttributes({}, EBGP, { reach });
     expect(toHex(bytes.subarray(0, 7))).toBe('800e3500028030'); // 53 bytes, next hop length 48
     expect(decodeAttributes(bytes, EBGP, false).mpReach).toEqual(reach);
@@ -225,7 +234,9 @@ describe('MP_REACH_NLRI / MP_UNREACH_NLRI (RFC 4760 §3, §4)', () => {
       reach: { afi: 1, safi: 1, nextHop: ip('192.0.2.1'), nlri: hex`18 c0 00 02` },
       unreach: { afi: 1, safi: 1, nlri: hex`08 0a` },
     });
-    expect(toHex(out)).toBe('800e0d000101' + '04c0000201' + '00' + '18c00002' + '800f05000101080a' + '40010100');
+    expect(toHex(out)).toBe(
+      '800e0d000101' + '04c0000201' + '00' + '18c00002' + '800f05000101080a' + '40010100',
+    );
   });
   it('passes unknown families through with the raw next hop', () => {
     const d = decodeAttributes(hex`80 0e 07 00 19 46 01 aa 00 00  # AFI 25 SAFI 70 (EVPN)`, EBGP, false);
@@ -239,7 +250,9 @@ describe('wire details', () => {
     const out = encodeAttributes({ communities }, EBGP);
     expect(toHex(out.subarray(0, 4))).toBe('d0080100'); // flags 0xc0 | 0x10, length 256
     expect(decodeAttributes(out, EBGP, false).attrs.communities).toEqual(communities);
-    expect(toHex(encodeAttributes({ communities: communities.slice(0, 63) }, EBGP).subarray(0, 3))).toBe('c008fc');
+    expect(toHex(encodeAttributes({ communities: communities.slice(0, 63) }, EBGP).subarray(0, 3))).toBe(
+      'c008fc',
+    );
   });
   it('accepts Extended Length on short values', () => {
     expect(decodeAttributes(hex`50 01 00 01 02`, EBGP, false).attrs.origin).toBe(2);
@@ -254,9 +267,9 @@ describe('wire details', () => {
     ]);
   });
   it('never sends empty list attributes', () => {
-    expect(encodeAttributes({ communities: [], largeCommunities: [], extCommunities: [], clusterList: [] }, EBGP)).toEqual(
-      new Uint8Array(0),
-    );
+    expect(
+      encodeAttributes({ communities: [], largeCommunities: [], extCommunities: [], clusterList: [] }, EBGP),
+    ).toEqual(new Uint8Array(0));
   });
   it('sets Partial on unknown optional transitive attributes only', () => {
     const out = encodeAttributes(
@@ -274,7 +287,10 @@ describe('wire details', () => {
   it('does not mutate its input', () => {
     const attrs: PathAttributes = Object.freeze({
       asPath: Object.freeze([Object.freeze({ type: 2 as const, asns: Object.freeze([4200000000]) })]),
-      unknown: Object.freeze([{ flags: 0xc0, code: 99, value: hex`01` }, { flags: 0xc0, code: 50, value: hex`02` }]),
+      unknown: Object.freeze([
+        { flags: 0xc0, code: 99, value: hex`01` },
+        { flags: 0xc0, code: 50, value: hex`02` },
+      ]),
     });
     const before = JSON.stringify(attrs);
     encodeAttributes(attrs, ctx({ as4: false }));
@@ -346,17 +362,26 @@ const addr4 = fc.uint8Array({ minLength: 4, maxLength: 4 });
 
 function attrsArb(maxAsn: number, confedMaxAsn: number): fc.Arbitrary<PathAttributes> {
   const asn = fc.integer({ min: 0, max: maxAsn });
-  const plain = fc.record({ type: fc.constantFrom(1 as const, 2 as const), asns: fc.array(asn, { minLength: 1, maxLength: 8 }) });
+  const plain = fc.record({
+    type: fc.constantFrom(1 as const, 2 as const),
+    asns: fc.array(asn, { minLength: 1, maxLength: 8 }),
+  });
   const confed = fc.record({
     type: fc.constantFrom(3 as const, 4 as const),
     asns: fc.array(fc.integer({ min: 0, max: confedMaxAsn }), { minLength: 1, maxLength: 4 }),
   });
   // Confederation segments only lead the path (where RFC 6793 §4.2.3 can put them back).
-  const asPath = fc.tuple(fc.array(confed, { maxLength: 2 }), fc.array(plain, { maxLength: 4 })).map(([c, p]) => [...c, ...p]);
+  const asPath = fc
+    .tuple(fc.array(confed, { maxLength: 2 }), fc.array(plain, { maxLength: 4 }))
+    .map(([c, p]) => [...c, ...p]);
   const unknown = fc
     .uniqueArray(fc.integer({ min: 36, max: 254 }), { maxLength: 3 })
     .chain((codes) =>
-      fc.tuple(...codes.sort((a, b) => a - b).map((code) => fc.uint8Array({ maxLength: 300 }).map((value) => ({ flags: 0xe0, code, value })))),
+      fc.tuple(
+        ...codes
+          .sort((a, b) => a - b)
+          .map((code) => fc.uint8Array({ maxLength: 300 }).map((value) => ({ flags: 0xe0, code, value }))),
+      ),
     );
   return fc.record(
     {
@@ -371,7 +396,10 @@ function attrsArb(maxAsn: number, confedMaxAsn: number): fc.Arbitrary<PathAttrib
       originatorId: u32,
       clusterList: fc.array(u32, { minLength: 1, maxLength: 5 }),
       extCommunities: fc.array(fc.uint8Array({ minLength: 8, maxLength: 8 }), { minLength: 1, maxLength: 5 }),
-      largeCommunities: fc.array(fc.record({ global: u32, local1: u32, local2: u32 }), { minLength: 1, maxLength: 25 }),
+      largeCommunities: fc.array(fc.record({ global: u32, local1: u32, local2: u32 }), {
+        minLength: 1,
+        maxLength: 25,
+      }),
       otc: u32,
       unknown: unknown.filter((u) => u.length > 0),
     },

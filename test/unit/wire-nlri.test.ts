@@ -75,7 +75,8 @@ describe('IPv4 unicast NLRI (RFC 4271 §4.3)', () => {
     expect(toHex(encodeNlri([loose], 'ipv4-unicast', false))).toBe('17c00002');
   });
   it('nlriLength matches the encoding', () => {
-    for (const it of items) expect(nlriLength(it, 'ipv4-unicast', false)).toBe(encodeNlri([it], 'ipv4-unicast', false).length);
+    for (const it of items)
+      expect(nlriLength(it, 'ipv4-unicast', false)).toBe(encodeNlri([it], 'ipv4-unicast', false).length);
   });
 });
 
@@ -113,10 +114,15 @@ describe('IPv6 unicast NLRI (RFC 4760 §5)', () => {
     80 20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 01 # 2001:db8::1/128
     00                                                 # ::/0
   `;
-  const items: Nlri[] = [{ prefix: p('2001:db8:0:1::/64') }, { prefix: p('2001:db8::1/128') }, { prefix: p('::/0') }];
+  const items: Nlri[] = [
+    { prefix: p('2001:db8:0:1::/64') },
+    { prefix: p('2001:db8::1/128') },
+    { prefix: p('::/0') },
+  ];
   it('decodes', () => expect(decodeNlri(bytes, 'ipv6-unicast', false)).toEqual(items));
   it('encodes', () => expect(toHex(encodeNlri(items, 'ipv6-unicast', false))).toBe(toHex(bytes)));
-  it('round trips', () => expect(encodeNlri(decodeNlri(bytes, 'ipv6-unicast', false), 'ipv6-unicast', false)).toEqual(bytes));
+  it('round trips', () =>
+    expect(encodeNlri(decodeNlri(bytes, 'ipv6-unicast', false), 'ipv6-unicast', false)).toEqual(bytes));
 });
 
 describe('labeled VPN NLRI (RFC 4364 §4.3.4, RFC 8277 §2)', () => {
@@ -129,7 +135,8 @@ describe('labeled VPN NLRI (RFC 4364 §4.3.4, RFC 8277 §2)', () => {
   const v4Item: Nlri = { prefix: p('10.1.1.0/24'), rd: parseRd('65000:100'), labels: [100] };
   it('IPv4 VPN decodes', () => expect(decodeNlri(v4, 'ipv4-vpn', false)).toEqual([v4Item]));
   it('IPv4 VPN encodes', () => expect(toHex(encodeNlri([v4Item], 'ipv4-vpn', false))).toBe(toHex(v4)));
-  it('IPv4 VPN round trips', () => expect(encodeNlri(decodeNlri(v4, 'ipv4-vpn', false), 'ipv4-vpn', false)).toEqual(v4));
+  it('IPv4 VPN round trips', () =>
+    expect(encodeNlri(decodeNlri(v4, 'ipv4-vpn', false), 'ipv4-vpn', false)).toEqual(v4));
 
   const v6 = hex`
     b0                        # 176 bits = 2 labels 48 + RD 64 + prefix 64
@@ -139,7 +146,8 @@ describe('labeled VPN NLRI (RFC 4364 §4.3.4, RFC 8277 §2)', () => {
     20 01 0d b8 00 00 00 00   # 2001:db8::/64
   `;
   const v6Item: Nlri = { prefix: p('2001:db8::/64'), rd: parseRd('192.0.2.1:7'), labels: [16, 17] };
-  it('IPv6 VPN with a two-label stack decodes', () => expect(decodeNlri(v6, 'ipv6-vpn', false)).toEqual([v6Item]));
+  it('IPv6 VPN with a two-label stack decodes', () =>
+    expect(decodeNlri(v6, 'ipv6-vpn', false)).toEqual([v6Item]));
   it('IPv6 VPN encodes', () => expect(toHex(encodeNlri([v6Item], 'ipv6-vpn', false))).toBe(toHex(v6)));
 
   const withdraw = hex`
@@ -162,15 +170,19 @@ describe('labeled VPN NLRI (RFC 4364 §4.3.4, RFC 8277 §2)', () => {
     expect(toHex(b)).toBe('60' + '000031' + '0000000000000000' + '0a'); // 96 bits, label 3 BoS, RD 0, 10/8
   });
   it('rejects a label stack without bottom of stack', () => {
-    expect(actionOf(() => decodeNlri(hex`30 00 01 00 00 01 00`, 'ipv4-vpn', false, 'mp'))).toBe('afi-safi-disable');
-  });
-  it('rejects a length too short for the RD', () => {
-    expect(actionOf(() => decodeNlri(hex`38 00 06 41 00 00 00 00`, 'ipv4-vpn', false, 'mp'))).toBe('afi-safi-disable');
-  });
-  it('rejects a prefix beyond 32 bits after labels and RD', () => {
-    expect(actionOf(() => decodeNlri(hex`79 00 06 41 0000fde800000064 0a010101 01`, 'ipv4-vpn', false, 'mp'))).toBe(
+    expect(actionOf(() => decodeNlri(hex`30 00 01 00 00 01 00`, 'ipv4-vpn', false, 'mp'))).toBe(
       'afi-safi-disable',
     );
+  });
+  it('rejects a length too short for the RD', () => {
+    expect(actionOf(() => decodeNlri(hex`38 00 06 41 00 00 00 00`, 'ipv4-vpn', false, 'mp'))).toBe(
+      'afi-safi-disable',
+    );
+  });
+  it('rejects a prefix beyond 32 bits after labels and RD', () => {
+    expect(
+      actionOf(() => decodeNlri(hex`79 00 06 41 0000fde800000064 0a010101 01`, 'ipv4-vpn', false, 'mp')),
+    ).toBe('afi-safi-disable');
   });
 });
 
@@ -315,5 +327,6 @@ describe(`NLRI properties (fast-check seed ${SEED})`, () => {
       { seed: SEED },
     );
   });
-  it('parseAddress helper sanity', () => expect(parseAddress('192.0.2.1')).toEqual(Uint8Array.of(192, 0, 2, 1)));
+  it('parseAddress helper sanity', () =>
+    expect(parseAddress('192.0.2.1')).toEqual(Uint8Array.of(192, 0, 2, 1)));
 });

@@ -30,7 +30,12 @@ export class AdjRibOut {
     const w = outId + 1;
     if (this.want[d] === w) return;
     this.want[d] = w;
-    if (this.adv[d] === w) return; // back to what was sent: any queued entry will be skipped
+    if (this.adv[d] === w) {
+      // Back to what was sent: any queued entry will be skipped, so d is no longer queued. Keeping
+      // the mark would make a later set() to that old group a no-op after the group was packed.
+      this.queuedIn[d] = 0;
+      return;
+    }
     const key = outId < 0 ? WITHDRAW : outId;
     if (this.queuedIn[d] === key + 2) return;
     this.queuedIn[d] = key + 2;

@@ -26,11 +26,16 @@ function isConfed(type: number): boolean {
   return type === AsPathSegmentType.AS_CONFED_SEQUENCE || type === AsPathSegmentType.AS_CONFED_SET;
 }
 
-/** Decodes a path value; returns the RFC 7606 §7.2 reason as a string when malformed. */
-export function decodeAsPath(v: Uint8Array, width: AsnWidth): AsPathSegment[] | string {
+/** Decodes the path value in v[start, end); returns the RFC 7606 §7.2 reason when malformed. */
+export function decodeAsPath(
+  v: Uint8Array,
+  width: AsnWidth,
+  start = 0,
+  end = v.length,
+): AsPathSegment[] | string {
   const segs: AsPathSegment[] = [];
-  const n = v.length;
-  let i = 0;
+  const n = end;
+  let i = start;
   while (i < n) {
     if (i + 2 > n) return 'segment header underrun';
     const type = v[i]!;

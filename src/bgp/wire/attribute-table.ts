@@ -56,7 +56,8 @@ export interface AttrDescriptor {
   readonly onMalformed: UpdateErrorAction;
   /** NOTIFICATION subcode reported for a malformed value (RFC 4271 §6.3). */
   readonly subcode: number;
-  readonly decode: (v: Uint8Array, st: DecodeState) => Problem | undefined;
+  /** Decodes the value at b[o, o + n) into `st`; byte fields kept are views into `b`. */
+  readonly decode: (b: Uint8Array, o: number, n: number, st: DecodeState) => Problem | undefined;
   /** Value length to emit, or -1 when the attribute is absent (MP attributes: always -1 here). */
   readonly length: (a: PathAttributes, ctx: CodecContext) => number;
   readonly encode: (w: Writer, a: PathAttributes, ctx: CodecContext) => void;
@@ -70,13 +71,13 @@ function u32(v: Uint8Array, o: number): number {
   return ((v[o]! << 24) | (v[o + 1]! << 16) | (v[o + 2]! << 8) | v[o + 3]!) >>> 0;
 }
 
-function badLength(name: string, v: Uint8Array, expected: string): Problem {
-  return { reason: `${name} length ${v.length}, expected ${expected}`, subcode: Sub.ATTRIBUTE_LENGTH_ERROR };
+function badLength(name: string, n: number, expected: string): Problem {
+  return { reason: `${name} length ${n}, expected ${expected}`, subcode: Sub.ATTRIBUTE_LENGTH_ERROR };
 }
 
-function u32List(v: Uint8Array): number[] {
-  const out = new Array<number>(v.length >> 2);
-  for (let i = 0; i < out.length; i++) out[i] = u32(v, i * 4);
+function u32List(b: Uint8Array, o: number, n: number): number[] {
+  const out = new Array<number>(n >> 2);
+  for (let i = 0; i < out.length; i++) out[i] = u32(b, o + i * 4);
   return out;
 }
 
@@ -99,12 +100,12 @@ function u32Attr(
     flags,
     onMalformed,
     subcode: Sub.ATTRIBUTE_LENGTH_ERROR,
-    decode(v, st) {
+    decode(b, o, n, st) {
       // RFC 7606 §7.5 (LOCAL_PREF), §7.9 (ORIGINATOR_ID): from an external peer -> attribute discard.
       if (ebgpDiscard && st.ctx.ebgp)
         return { reason: `${name} from an eBGP peer`, action: 'attribute-discard' };
-      if (v.length !== 4) return badLength(name, v, '4');
-      st.a[field] = u32(v, 0);
+      if (n !== 4) return badLength(name, n, '4');
+      st.a[field] = u32(b, o);
       return undefined;
     },
     length: (a) => (a[field] === undefined ? ABSENT : 4),
@@ -118,7 +119,7 @@ function listAttr<T>(
   name: string,
   itemSize: number,
   get: (a: PathAttributes) => readonly T[] | undefined,
-  set: (st: DecodeState, v: Uint8Array) => void,
+  set: (st: DecodeState, b: Uint8Array, o: number, n: number) => void,
   put: (w: Writer, item: T) => void,
   ebgpDiscard = false,
   flags = OPT_T,
@@ -129,14 +130,12 @@ function listAttr<T>(
     flags,
     onMalformed: 'treat-as-withdraw',
     subcode: Sub.OPTIONAL_ATTRIBUTE_ERROR,
-    decode(v, st) {
+    decode(b, o, n, st) {
       if (ebgpDiscard && st.ctx.ebgp)
         return { reason: `${name} from an eBGP peer`, action: 'attribute-discard' };
       // Zero length is malformed too (RFC 7606 §4, last paragraph).
-      if (v.length === 0 || v.length % itemSize !== 0) {
-        return badLength(name, v, `a non-zero multiple of ${itemSize}`);
-      }
-      set(st, v);
+      if (n === 0 || n % itemSize !== 0) return badLength(name, n, `a non-zero multiple of ${itemSize}`);
+      set(st, b, o, n);
       return undefined;
     },
     length(a) {
@@ -149,11 +148,17 @@ function listAttr<T>(
   };
 }
 
-function aggregatorDecode(v: Uint8Array, width: 2 | 4, name: string): Aggregator | Problem {
-  if (v.length !== width + 4) return badLength(name, v, String(width + 4));
+function aggregatorDecode(
+  b: Uint8Array,
+  o: number,
+  n: number,
+  width: 2 | 4,
+  name: string,
+): Aggregator | Problem {
+  if (n !== width + 4) return badLength(name, n, String(width + 4));
   return width === 4
-    ? { asn: u32(v, 0), address: v.subarray(4, 8) }
-    : { asn: (v[0]! << 8) | v[1]!, address: v.subarray(2, 6) };
+    ? { asn: u32(b, o), address: b.subarray(o + 4, o + 8) }
+    : { asn: (b[o]! << 8) | b[o + 1]!, address: b.subarray(o + 2, o + 6) };
 }
 
 function isProblem(x: object): x is Problem {
@@ -169,10 +174,10 @@ export const ATTRIBUTE_DESCRIPTORS: readonly AttrDescriptor[] = [
     flags: WK,
     onMalformed: 'treat-as-withdraw',
     subcode: Sub.INVALID_ORIGIN_ATTRIBUTE,
-    decode(v, st) {
-      if (v.length !== 1) return badLength('ORIGIN', v, '1');
-      if (v[0]! > 2) return { reason: `ORIGIN value ${v[0]}` };
-      st.a.origin = v[0]!;
+    decode(b, o, n, st) {
+      if (n !== 1) return badLength('ORIGIN', n, '1');
+      if (b[o]! > 2) return { reason: `ORIGIN value ${b[o]}` };
+      st.a.origin = b[o]!;
       return undefined;
     },
     length: (a) => (a.origin === undefined ? ABSENT : 1),
@@ -184,8 +189,8 @@ export const ATTRIBUTE_DESCRIPTORS: readonly AttrDescriptor[] = [
     flags: WK,
     onMalformed: 'treat-as-withdraw',
     subcode: Sub.MALFORMED_AS_PATH,
-    decode(v, st) {
-      const segs = decodeAsPath(v, st.ctx.as4 ? 4 : 2);
+    decode(b, o, n, st) {
+      const segs = decodeAsPath(b, st.ctx.as4 ? 4 : 2, o, o + n);
       if (typeof segs === 'string') return { reason: `AS_PATH ${segs}` };
       // RFC 7606 §7.2, RFC 5065 §5: confederation segments only come from confederation peers.
       if (st.ctx.ebgp && hasConfedSegment(segs)) return { reason: 'AS_PATH confederation segment from eBGP' };
@@ -201,9 +206,9 @@ export const ATTRIBUTE_DESCRIPTORS: readonly AttrDescriptor[] = [
     flags: WK,
     onMalformed: 'treat-as-withdraw',
     subcode: Sub.ATTRIBUTE_LENGTH_ERROR,
-    decode(v, st) {
-      if (v.length !== 4) return badLength('NEXT_HOP', v, '4');
-      st.a.nextHop = v;
+    decode(b, o, n, st) {
+      if (n !== 4) return badLength('NEXT_HOP', n, '4');
+      st.a.nextHop = b.subarray(o, o + 4);
       return undefined;
     },
     length(a) {
@@ -221,8 +226,8 @@ export const ATTRIBUTE_DESCRIPTORS: readonly AttrDescriptor[] = [
     flags: WK,
     onMalformed: 'attribute-discard',
     subcode: Sub.ATTRIBUTE_LENGTH_ERROR,
-    decode(v, st) {
-      if (v.length !== 0) return badLength('ATOMIC_AGGREGATE', v, '0');
+    decode(_b, _o, n, st) {
+      if (n !== 0) return badLength('ATOMIC_AGGREGATE', n, '0');
       st.a.atomicAggregate = true;
       return undefined;
     },
@@ -235,8 +240,8 @@ export const ATTRIBUTE_DESCRIPTORS: readonly AttrDescriptor[] = [
     flags: OPT_T,
     onMalformed: 'attribute-discard',
     subcode: Sub.ATTRIBUTE_LENGTH_ERROR,
-    decode(v, st) {
-      const r = aggregatorDecode(v, st.ctx.as4 ? 4 : 2, 'AGGREGATOR');
+    decode(b, o, n, st) {
+      const r = aggregatorDecode(b, o, n, st.ctx.as4 ? 4 : 2, 'AGGREGATOR');
       if (isProblem(r)) return r;
       st.a.aggregator = r;
       return undefined;
@@ -254,7 +259,7 @@ export const ATTRIBUTE_DESCRIPTORS: readonly AttrDescriptor[] = [
     'COMMUNITIES',
     4,
     (a) => a.communities,
-    (st, v) => void (st.a.communities = u32List(v)),
+    (st, b, o, n) => void (st.a.communities = u32List(b, o, n)),
     (w, c: number) => void w.u32(c),
   ),
   u32Attr(AttrType.ORIGINATOR_ID, 'ORIGINATOR_ID', OPT, 'originatorId', 'treat-as-withdraw', true), // §7.9
@@ -263,7 +268,7 @@ export const ATTRIBUTE_DESCRIPTORS: readonly AttrDescriptor[] = [
     'CLUSTER_LIST',
     4,
     (a) => a.clusterList,
-    (st, v) => void (st.a.clusterList = u32List(v)),
+    (st, b, o, n) => void (st.a.clusterList = u32List(b, o, n)),
     (w, c: number) => void w.u32(c),
     true,
     OPT,
@@ -274,8 +279,8 @@ export const ATTRIBUTE_DESCRIPTORS: readonly AttrDescriptor[] = [
     flags: OPT,
     onMalformed: 'session-reset',
     subcode: Sub.OPTIONAL_ATTRIBUTE_ERROR,
-    decode(v, st) {
-      const r = decodeMpReach(v);
+    decode(b, o, n, st) {
+      const r = decodeMpReach(b.subarray(o, o + n));
       if (typeof r === 'string') return { reason: `MP_REACH_NLRI ${r}` };
       st.mpReach = r;
       return undefined;
@@ -289,8 +294,8 @@ export const ATTRIBUTE_DESCRIPTORS: readonly AttrDescriptor[] = [
     flags: OPT,
     onMalformed: 'session-reset',
     subcode: Sub.OPTIONAL_ATTRIBUTE_ERROR,
-    decode(v, st) {
-      const r = decodeMpUnreach(v);
+    decode(b, o, n, st) {
+      const r = decodeMpUnreach(b.subarray(o, o + n));
       if (typeof r === 'string') return { reason: `MP_UNREACH_NLRI ${r}` };
       st.mpUnreach = r;
       return undefined;
@@ -303,9 +308,9 @@ export const ATTRIBUTE_DESCRIPTORS: readonly AttrDescriptor[] = [
     'EXTENDED_COMMUNITIES',
     8,
     (a) => a.extCommunities,
-    (st, v) => {
-      const out = new Array<Uint8Array>(v.length >> 3);
-      for (let i = 0; i < out.length; i++) out[i] = v.subarray(i * 8, i * 8 + 8);
+    (st, b, o, n) => {
+      const out = new Array<Uint8Array>(n >> 3);
+      for (let i = 0; i < out.length; i++) out[i] = b.subarray(o + i * 8, o + i * 8 + 8);
       st.a.extCommunities = out;
     },
     (w, c: Uint8Array) => {
@@ -319,10 +324,10 @@ export const ATTRIBUTE_DESCRIPTORS: readonly AttrDescriptor[] = [
     flags: OPT_T,
     onMalformed: 'attribute-discard',
     subcode: Sub.OPTIONAL_ATTRIBUTE_ERROR,
-    decode(v, st) {
+    decode(b, o, n, st) {
       if (st.ctx.as4) return { reason: 'AS4_PATH from a 4-octet AS speaker' }; // RFC 6793 §4.1
-      if (v.length < 6) return badLength('AS4_PATH', v, 'at least 6'); // RFC 6793 §6
-      const segs = decodeAsPath(v, 4);
+      if (n < 6) return badLength('AS4_PATH', n, 'at least 6'); // RFC 6793 §6
+      const segs = decodeAsPath(b, 4, o, o + n);
       if (typeof segs === 'string') return { reason: `AS4_PATH ${segs}` };
       st.as4Path = stripConfed(segs); // RFC 6793 §6: confederation segments are not valid here
       return undefined;
@@ -339,9 +344,9 @@ export const ATTRIBUTE_DESCRIPTORS: readonly AttrDescriptor[] = [
     flags: OPT_T,
     onMalformed: 'attribute-discard',
     subcode: Sub.OPTIONAL_ATTRIBUTE_ERROR,
-    decode(v, st) {
+    decode(b, o, n, st) {
       if (st.ctx.as4) return { reason: 'AS4_AGGREGATOR from a 4-octet AS speaker' }; // RFC 6793 §4.1
-      const r = aggregatorDecode(v, 4, 'AS4_AGGREGATOR');
+      const r = aggregatorDecode(b, o, n, 4, 'AS4_AGGREGATOR');
       if (isProblem(r)) return r;
       st.as4Aggregator = r;
       return undefined;
@@ -354,10 +359,10 @@ export const ATTRIBUTE_DESCRIPTORS: readonly AttrDescriptor[] = [
     'LARGE_COMMUNITY',
     12,
     (a) => a.largeCommunities,
-    (st, v) => {
-      const out = new Array<{ global: number; local1: number; local2: number }>(v.length / 12);
-      for (let i = 0; i < out.length; i++) {
-        out[i] = { global: u32(v, i * 12), local1: u32(v, i * 12 + 4), local2: u32(v, i * 12 + 8) };
+    (st, b, o, n) => {
+      const out = new Array<{ global: number; local1: number; local2: number }>(n / 12);
+      for (let i = 0, p = o; i < out.length; i++, p += 12) {
+        out[i] = { global: u32(b, p), local1: u32(b, p + 4), local2: u32(b, p + 8) };
       }
       st.a.largeCommunities = out;
     },

@@ -35,6 +35,8 @@ export { attributeDescriptor, ATTRIBUTE_DESCRIPTORS, type AttrDescriptor } from 
 
 const OT_MASK = AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE;
 const NO_ERRORS: readonly UpdateError[] = Object.freeze([]);
+/** RFC 7606 §3.d: well-known mandatory attributes (NEXT_HOP for the NLRI field, LOCAL_PREF for iBGP). */
+const MANDATORY = [AttrType.ORIGIN, AttrType.AS_PATH, AttrType.NEXT_HOP, AttrType.LOCAL_PREF] as const;
 
 // "Seen" marks per type code without clearing 256 bytes per call: a mark is current when it
 // equals this call's generation. Decoding is synchronous, so one table serves every session.
@@ -95,8 +97,8 @@ export function decodeAttributes(raw: Uint8Array, ctx: CodecContext, hasNlri: bo
       framingError = true;
       break;
     }
-    const whole = raw.subarray(pos, end);
-    const value = raw.subarray(pos + hdr, end);
+    const start = pos; // views are made only for what is kept or reported
+    const valueStart = pos + hdr;
     pos = end;
 
     if (seenGen[code] === gen) {
@@ -106,7 +108,7 @@ export function decodeAttributes(raw: Uint8Array, ctx: CodecContext, hasNlri: bo
           'session-reset',
           Sub.MALFORMED_ATTRIBUTE_LIST,
           `duplicate ${attrTypeName(code)}`,
-          whole,
+          raw.subarray(start, end),
           code,
         );
       }
@@ -114,7 +116,7 @@ export function decodeAttributes(raw: Uint8Array, ctx: CodecContext, hasNlri: bo
         'attribute-discard',
         Sub.MALFORMED_ATTRIBUTE_LIST,
         `duplicate ${attrTypeName(code)}`,
-        whole,
+        raw.subarray(start, end),
         code,
       );
       continue;
@@ -129,13 +131,17 @@ export function decodeAttributes(raw: Uint8Array, ctx: CodecContext, hasNlri: bo
           'session-reset',
           Sub.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
           `unrecognized well-known attribute ${code}`,
-          whole,
+          raw.subarray(start, end),
           code,
         );
       }
       // RFC 4271 §5: keep unknown optional transitive attributes; drop optional non-transitive ones.
       if (flags & AttrFlag.TRANSITIVE)
-        (unknown ??= []).push({ flags: flags & ~AttrFlag.EXTENDED_LENGTH, code, value });
+        (unknown ??= []).push({
+          flags: flags & ~AttrFlag.EXTENDED_LENGTH,
+          code,
+          value: raw.subarray(valueStart, end),
+        });
       continue;
     }
 
@@ -145,7 +151,7 @@ export function decodeAttributes(raw: Uint8Array, ctx: CodecContext, hasNlri: bo
       problem = { reason: `${desc.name} flags 0x${flags.toString(16)}`, subcode: Sub.ATTRIBUTE_FLAGS_ERROR };
     } else {
       try {
-        problem = desc.decode(value, st);
+        problem = desc.decode(raw, valueStart, len, st);
       } catch (e) {
         if (!(e instanceof ShortReadError)) throw e;
         problem = { reason: `${desc.name} truncated` };
@@ -156,7 +162,7 @@ export function decodeAttributes(raw: Uint8Array, ctx: CodecContext, hasNlri: bo
         problem.action ?? desc.onMalformed,
         problem.subcode ?? desc.subcode,
         problem.reason,
-        whole,
+        raw.subarray(start, end),
         code,
       );
     }
@@ -167,18 +173,17 @@ export function decodeAttributes(raw: Uint8Array, ctx: CodecContext, hasNlri: bo
   const reachable = hasNlri || (st.mpReach !== undefined && st.mpReach.nlri.length > 0);
   if (reachable && !framingError) {
     // RFC 7606 §3.d; NEXT_HOP only for the NLRI field (RFC 4760 §3 makes it discretionary otherwise).
-    const missing = (c: number): void =>
-      sink.add(
-        'treat-as-withdraw',
-        Sub.MISSING_WELL_KNOWN_ATTRIBUTE,
-        `missing ${attrTypeName(c)}`,
-        Uint8Array.of(c),
-        c,
-      );
-    if (seenGen[AttrType.ORIGIN] !== gen) missing(AttrType.ORIGIN);
-    if (seenGen[AttrType.AS_PATH] !== gen) missing(AttrType.AS_PATH);
-    if (hasNlri && seenGen[AttrType.NEXT_HOP] !== gen) missing(AttrType.NEXT_HOP);
-    if (!ctx.ebgp && seenGen[AttrType.LOCAL_PREF] !== gen) missing(AttrType.LOCAL_PREF);
+    for (const c of MANDATORY) {
+      if (
+        seenGen[c] === gen ||
+        (c === AttrType.NEXT_HOP && !hasNlri) ||
+        (c === AttrType.LOCAL_PREF && ctx.ebgp)
+      ) {
+        continue;
+      }
+      const msg = `missing ${attrTypeName(c)}`;
+      sink.add('treat-as-withdraw', Sub.MISSING_WELL_KNOWN_ATTRIBUTE, msg, Uint8Array.of(c), c);
+    }
   }
   if (!reachable && sink.action !== undefined && sink.action !== 'attribute-discard') {
     // RFC 7606 §5.2: with nothing to withdraw, an error needing more than attribute discard resets.
@@ -233,6 +238,9 @@ export interface MpEncode {
   readonly unreach?: { readonly afi: number; readonly safi: number; readonly nlri: Uint8Array };
 }
 
+/** Value length per ENCODE_ORDER entry, filled by `measure` and read back by the encoder. */
+const scratchLens = new Int32Array(ENCODE_ORDER.length);
+
 function headerLength(valueLength: number): number {
   if (valueLength > 0xffff) throw new LocalUsageError(`attribute value of ${valueLength} bytes`);
   return valueLength > 255 ? 4 : 3;
@@ -250,10 +258,13 @@ export function writeAttributeHeader(w: Writer, flags: number, code: number, val
       .u8(valueLength);
 }
 
+const NO_UNKNOWN: readonly RawAttribute[] = Object.freeze([]);
+const byCode = (x: RawAttribute, y: RawAttribute): number => x.code - y.code;
+
 function sortedUnknown(attrs: PathAttributes): readonly RawAttribute[] {
   const u = attrs.unknown;
-  if (u === undefined || u.length < 2) return u ?? [];
-  return u.slice().sort((x, y) => x.code - y.code); // stable: equal codes keep their order
+  if (u === undefined) return NO_UNKNOWN;
+  return u.length < 2 ? u : u.slice().sort(byCode); // stable: equal codes keep their order
 }
 
 function unknownFlags(u: RawAttribute): number {
@@ -283,7 +294,9 @@ function measure(
     lens[i] = l;
     if (l >= 0) total += headerLength(l) + l;
   }
-  for (const u of attrs.unknown ?? []) {
+  const unknown = attrs.unknown;
+  if (unknown === undefined) return total;
+  for (const u of unknown) {
     if (attributeDescriptor(u.code) !== undefined) {
       throw new LocalUsageError(`unknown attribute with the code of ${attrTypeName(u.code)}`);
     }
@@ -294,13 +307,31 @@ function measure(
 
 /** Bytes `encodeAttributes` would produce for the same arguments. */
 export function attributesLength(attrs: PathAttributes, ctx: CodecContext, mp?: MpEncode): number {
-  return measure(attrs, ctx, mp, new Int32Array(ENCODE_ORDER.length));
+  return measure(attrs, ctx, mp, scratchLens);
 }
 
 /** Encodes a path attribute section in canonical order (see the module comment). */
 export function encodeAttributes(attrs: PathAttributes, ctx: CodecContext, mp?: MpEncode): Uint8Array {
-  const lens = new Int32Array(ENCODE_ORDER.length);
-  const w = new Writer(measure(attrs, ctx, mp, lens));
+  const w = new Writer(measure(attrs, ctx, mp, scratchLens));
+  writeMeasured(w, attrs, ctx, mp);
+  return w.finish();
+}
+
+/** Writes the same bytes as `encodeAttributes` into `w` at its position (for one-buffer messages). */
+export function encodeAttributesInto(
+  w: Writer,
+  attrs: PathAttributes,
+  ctx: CodecContext,
+  mp?: MpEncode,
+): void {
+  const end = w.pos + measure(attrs, ctx, mp, scratchLens);
+  writeMeasured(w, attrs, ctx, mp);
+  if (w.pos !== end) throw new LocalUsageError(`attributes wrote ${w.pos - end} bytes more than measured`);
+}
+
+/** The writing half; `scratchLens` must hold `measure`'s result for these arguments. */
+function writeMeasured(w: Writer, attrs: PathAttributes, ctx: CodecContext, mp: MpEncode | undefined): void {
+  const lens = scratchLens; // encoding is synchronous and never re-entered
   if (mp?.reach !== undefined) {
     const r = mp.reach;
     const l = mpReachHeadLength(r.safi, r.nextHop, r.linkLocalNextHop) + r.nlri.length;
@@ -332,5 +363,4 @@ export function encodeAttributes(attrs: PathAttributes, ctx: CodecContext, mp?: 
     writeAttributeHeader(w, unknownFlags(u), u.code, u.value.length);
     w.bytes(u.value);
   }
-  return w.finish();
 }

@@ -197,8 +197,12 @@ export function encodeNlriInto(w: Writer, item: Nlri, family: AfiSafiName, addPa
   }
   const nb = (len + 7) >> 3;
   if (nb === 0) return;
-  w.bytes(item.prefix.addr.subarray(0, nb));
-  if (len & 7) w.buf[w.pos - 1] = w.buf[w.pos - 1]! & (0xff << (8 - (len & 7))); // never send host bits
+  const addr = item.prefix.addr;
+  const buf = w.buf;
+  const at = w.pos;
+  for (let k = 0; k < nb; k++) buf[at + k] = addr[k]!; // a loop beats subarray + set for <= 16 bytes
+  if (len & 7) buf[at + nb - 1] = buf[at + nb - 1]! & (0xff << (8 - (len & 7))); // never send host bits
+  w.pos = at + nb;
 }
 
 /** Encodes route keys of one family into a fresh NLRI block (length computed first, one write). */

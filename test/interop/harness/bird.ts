@@ -17,7 +17,7 @@
  * - Short `connect delay/retry` and `error wait` timers so sessions come up in well under 1 s.
  * - Static VPN routes cannot carry a label in 2.0.12; BIRD advertises them with label 3.
  */
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type DaemonHandle,
@@ -31,6 +31,7 @@ import {
   canonicalExtCommunity,
   canonicalNextHop,
   canonicalPrefix,
+  errorText,
   finishRoute,
   isIpv6Family,
   isVpnFamily,
@@ -130,6 +131,12 @@ export function birdConf(cfg: BirdConfig, routes: readonly BirdStaticRoute[]): s
     'protocol static igp4_default { ipv4 { table igp4; }; route 0.0.0.0/0 via "lo"; }',
     'protocol static igp6_default { ipv6 { table igp6; }; route ::/0 via "lo"; }',
     '',
+    '# BIRD sends MED to eBGP peers only when an export filter set it: re-set it for our own routes.',
+    'filter vce_export {',
+    '  if source = RTS_STATIC && defined(bgp_med) then bgp_med = bgp_med;',
+    '  accept;',
+    '}',
+    '',
   ];
   for (const f of FAMILIES) {
     const rs = routes.filter((r) => r.family === f);
@@ -151,7 +158,7 @@ export function birdConf(cfg: BirdConfig, routes: readonly BirdStaticRoute[]): s
       `  keepalive time ${Math.max(1, Math.floor(hold / 3))};`,
       '  connect delay time 1;',
       `  connect retry time ${retry};`,
-      '  error wait time 1, 10;',
+      '  error wait time 1, 3;',
     );
     if (n.passive === true) out.push('  passive on;');
     if (n.password !== undefined) out.push(`  password ${quote(n.password)};`);
@@ -160,7 +167,9 @@ export function birdConf(cfg: BirdConfig, routes: readonly BirdStaticRoute[]): s
       const igp = isIpv6Family(f) ? 'igp6' : 'igp4';
       const self =
         n.routeServerClient === true ? '' : ` next hop address ${isIpv6Family(f) ? nh.ipv6 : nh.ipv4};`;
-      out.push(`  ${CHANNEL[f]} { table ${TABLE[f]}; import all; export all;${self} igp table ${igp}; };`);
+      out.push(
+        `  ${CHANNEL[f]} { table ${TABLE[f]}; import all; export filter vce_export;${self} igp table ${igp}; };`,
+      );
     }
     out.push('}', '');
   }
@@ -324,13 +333,9 @@ export class BirdDaemon {
     const text = await this.birdc('show', 'protocols', name);
     const row = text.split('\n').find((l) => l.startsWith(`${name} `));
     if (row === undefined) throw new Error(`bird: no protocol ${name}\n${text}`);
-    const cols = row.trim().split(/\s+/);
-    // Name Proto Table State Since(1-2 tokens) Info...
-    const state = cols[3] ?? '';
-    const info = row
-      .slice(row.indexOf(state, name.length) + state.length)
-      .replace(/^\s*[\d:.-]+(\s+[\d:.]+)?\s*/, '');
-    return { state, info: info.trim() };
+    // Name Proto Table State Since (time, or date and time) Info...
+    const m = /^\S+\s+\S+\s+\S+\s+(\S+)\s+(?:\d{4}-\d\d-\d\d\s+)?[\d:.]+\s*(.*)$/.exec(row);
+    return { state: m?.[1] ?? '', info: (m?.[2] ?? '').trim() };
   }
 
   async neighborState(address: string): Promise<SessionState> {
@@ -404,11 +409,15 @@ export async function startBird(config: BirdConfig): Promise<BirdDaemon> {
   const confFile = join(dir, 'bird.conf');
   const ctlSocket = join(dir, 'bird.ctl');
   await writeFile(confFile, birdConf(config, config.staticRoutes ?? []));
-  await run('bird', ['-p', '-c', confFile]).catch((e: unknown) => {
+  try {
+    await run('bird', ['-p', '-c', confFile]);
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
     throw new Error(
-      `bird: invalid generated config ${confFile}: ${e instanceof Error ? e.message : String(e)}`,
+      `bird: invalid generated config: ${errorText(e)}\n${birdConf(config, config.staticRoutes ?? [])}`,
+      { cause: e },
     );
-  });
+  }
   const handle = await startDaemon({
     name: 'bird',
     cmd: 'bird',

@@ -182,14 +182,17 @@ export function sortColonNumbers(values: Iterable<string>): string[] {
       if (p === undefined) return -1;
       if (q === undefined) return 1;
       if (typeof p === 'number' && typeof q === 'number') return p - q;
-      return String(p) < String(q) ? -1 : 1;
+      if (typeof p === 'number') return -1; // numbers (ASNs) before addresses/text
+      if (typeof q === 'number') return 1;
+      return p < q ? -1 : 1;
     }
     return 0;
   });
 }
 
-/** `64086.59904` (asdot) -> `4200000000`; other strings unchanged. */
+/** `64086.59904` (asdot) and `4200000000L` -> `4200000000`; other strings unchanged. */
 export function asplain(admin: string): string {
+  if (/^\d+L$/.test(admin)) return admin.slice(0, -1); // ExaBGP prints 4-octet ASNs as 4200000000L
   const m = /^(\d+)\.(\d+)$/.exec(admin);
   if (m === null) return admin;
   return String(Number(m[1]) * 65536 + Number(m[2]));
@@ -265,6 +268,17 @@ export function tmpDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `vce-${prefix.replace(/[^A-Za-z0-9_.-]/g, '_')}-`));
 }
 
+/** Message of an unknown thrown value. */
+export function errorText(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  if (typeof e === 'string') return e;
+  try {
+    return JSON.stringify(e);
+  } catch {
+    return 'unknown error';
+  }
+}
+
 export function sleepMs(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -319,13 +333,12 @@ export async function waitFor<T>(fn: () => Promise<T | undefined>, opts: WaitFor
     await sleepMs(Math.min(interval, Math.max(1, deadline - Date.now())));
   }
   let msg = `timed out after ${timeoutMs} ms waiting for ${opts.what}`;
-  if (lastError !== undefined)
-    msg += `\nlast error: ${lastError instanceof Error ? lastError.message : String(lastError)}`;
+  if (lastError !== undefined) msg += `\nlast error: ${errorText(lastError)}`;
   if (opts.describe !== undefined) {
     try {
       msg += `\n${await opts.describe()}`;
     } catch (e) {
-      msg += `\n(describe failed: ${e instanceof Error ? e.message : String(e)})`;
+      msg += `\n(describe failed: ${errorText(e)})`;
     }
   }
   throw new Error(msg);
@@ -533,7 +546,9 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<DaemonHandl
 
 /** Stops every handle, collecting failures instead of stopping at the first. */
 export async function stopAll(...handles: ({ stop(): Promise<void> } | undefined)[]): Promise<void> {
-  const results = await Promise.allSettled(handles.map((h) => h?.stop()));
+  const results = await Promise.allSettled(
+    handles.map((h) => (h === undefined ? Promise.resolve() : h.stop())),
+  );
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed.length > 0) throw new Error(`stopAll: ${failed.map((f) => String(f.reason)).join('; ')}`);
+  if (failed.length > 0) throw new Error(`stopAll: ${failed.map((f) => errorText(f.reason)).join('; ')}`);
 }

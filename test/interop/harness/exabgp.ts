@@ -160,6 +160,7 @@ export interface ExabgpEvent {
       };
     };
     notification?: { code?: number; subcode?: number; data?: string };
+    'route-refresh'?: { afi?: string; safi?: string; subtype?: string };
     direction?: string;
   };
   [key: string]: unknown;
@@ -180,10 +181,7 @@ function flattenNumbers(v: unknown): number[] {
 }
 
 function exaExtCommunity(e: unknown): string {
-  const s =
-    typeof e === 'object' && e !== null && 'string' in e
-      ? String((e as { string: unknown }).string)
-      : String(e);
+  const s = typeof e === 'object' && e !== null && 'string' in e ? String(e.string) : String(e);
   const m = /^(target|origin):(.+):(\d+)$/.exec(s);
   if (m?.[1] !== undefined && m[2] !== undefined && m[3] !== undefined) {
     return canonicalExtCommunity(m[1], m[2], m[3]);
@@ -225,7 +223,10 @@ export function replayUpdates(events: readonly ExabgpEvent[]): Map<Family, Map<s
   const ribs = new Map<Family, Map<string, NormalizedRoute>>();
   const rib = (f: Family): Map<string, NormalizedRoute> => {
     let m = ribs.get(f);
-    if (m === undefined) ribs.set(f, (m = new Map()));
+    if (m === undefined) {
+      m = new Map<string, NormalizedRoute>();
+      ribs.set(f, m);
+    }
     return m;
   };
   for (const ev of events) {
@@ -261,10 +262,17 @@ export function replayUpdates(events: readonly ExabgpEvent[]): Map<Family, Map<s
   return ribs;
 }
 
-function parseEvents(text: string): { events: ExabgpEvent[]; acks: string[] } {
+/**
+ * Splits the events file into JSON events and API acks. Only newline-terminated lines count (the
+ * last one may still be being written). ExaBGP 4.2 emits some invalid JSON (a ROUTE-REFRESH has
+ * `"afi": ""ipv4""`): such lines are repaired, or kept as `{type: 'unparsed', raw}`.
+ */
+export function parseEvents(text: string): { events: ExabgpEvent[]; acks: string[] } {
   const events: ExabgpEvent[] = [];
   const acks: string[] = [];
-  for (const line of text.split('\n')) {
+  const lines = text.split('\n');
+  lines.pop(); // unterminated tail (empty when the file ends with a newline)
+  for (const line of lines) {
     const t = line.trim();
     if (t === '') continue;
     if (t === 'done' || t === 'error' || t === 'shutdown') {
@@ -275,7 +283,11 @@ function parseEvents(text: string): { events: ExabgpEvent[]; acks: string[] } {
     try {
       events.push(JSON.parse(t) as ExabgpEvent);
     } catch {
-      // a partially written line: picked up on the next read
+      try {
+        events.push(JSON.parse(t.replace(/""([^"]*)""/g, '"$1"')) as ExabgpEvent);
+      } catch {
+        events.push({ type: 'unparsed', raw: t });
+      }
     }
   }
   return { events, acks };
@@ -419,6 +431,16 @@ export class ExabgpDaemon {
         .get(family)
         ?.values() ?? []),
     ];
+  }
+
+  /** ROUTE-REFRESH messages received from the peer (RFC 2918 / RFC 7313 subtype). */
+  async refreshesReceived(): Promise<{ afi: string; safi: string; subtype: string }[]> {
+    return (await this.events())
+      .filter((e) => e.type === 'refresh' && e.neighbor?.direction !== 'send')
+      .map((e) => {
+        const r = e.neighbor?.['route-refresh'] ?? {};
+        return { afi: r.afi ?? '', safi: r.safi ?? '', subtype: r.subtype ?? '' };
+      });
   }
 
   /** NOTIFICATIONs received from the peer. */

@@ -145,6 +145,7 @@ export function frrConf(cfg: FrrConfig, routes: readonly FrrRoute[] = cfg.static
     ' no bgp network import-check',
     ' no bgp default ipv4-unicast',
     ' bgp allow-martian-nexthop',
+    ' coalesce-time 50', // update-group coalescing defaults to 1 s
   );
   for (const l of cfg.extraBgpConfig ?? []) out.push(` ${l}`);
   for (const n of cfg.neighbors) out.push(...neighborLines(n, cfg.listenAddress));

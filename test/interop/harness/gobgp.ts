@@ -15,6 +15,10 @@
  * - The CLI parses a 4-octet-AS route target only in asdot (`64086.59904:7`) and prints it that
  *   way; `addRoute` converts asplain and the normaliser converts back.
  * - VPN routes need `label L rd RD` in that order right after the prefix.
+ * - `softresetin` re-evaluates the stored Adj-RIB-In; it never sends ROUTE-REFRESH.
+ * - After any session drop gobgpd stays Idle ~5 s (refusing incoming connections too), and after
+ *   `resetNeighbor` 30 s: `idle-hold-time-after-reset` from the config is not applied in 3.10.
+ *   Prefer `shutdownNeighbor` + `enableNeighbor` (~5 s) when a test only needs a bounce.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -355,7 +359,11 @@ export class GobgpDaemon {
     });
   }
 
-  /** Sends ROUTE-REFRESH (RFC 2918) to `neighbor`. */
+  /**
+   * `gobgp neighbor X softresetin`: re-runs import policy over gobgpd's stored Adj-RIB-In. In 3.10
+   * this does NOT send a ROUTE-REFRESH message (checked against ExaBGP); use BIRD, FRR or ExaBGP
+   * to make a peer send one.
+   */
   async softResetIn(neighbor: string, family?: Family): Promise<void> {
     await this.cli('neighbor', neighbor, 'softresetin', ...(family ? ['-a', CLI_FAMILY[family]] : []));
   }
@@ -374,7 +382,7 @@ export class GobgpDaemon {
     await this.cli('neighbor', address, 'enable');
   }
 
-  /** Cease/Administrative Reset: the session drops and comes back. */
+  /** Cease/Administrative Reset: the session drops and comes back after gobgpd's 30 s idle hold. */
   async resetNeighbor(address: string): Promise<void> {
     await this.cli('neighbor', address, 'reset');
   }
