@@ -269,7 +269,15 @@ bgp:
 ${nb(TESTER_ADDR, TESTER_AS)}${nb(MONITOR_ADDR, MONITOR_AS)}`;
     const path = join(ctx.dir, 'vce.yaml');
     writeFileSync(path, conf);
-    return launch(process.execPath, [VCE_BIN, 'agent', '--config', path], ctx, 'vce.out', REPO_ROOT);
+    // VCE_NODE_ARGS adds node flags for profiling, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const nodeArgs = (process.env['VCE_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+    return launch(
+      process.execPath,
+      [...nodeArgs, VCE_BIN, 'agent', '--config', path],
+      ctx,
+      'vce.out',
+      REPO_ROOT,
+    );
   },
 };
 

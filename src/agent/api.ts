@@ -5,7 +5,7 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
-import { Type, type Static } from 'typebox';
+import { Type } from 'typebox';
 import { Registry, Gauge, Counter, collectDefaultMetrics } from 'prom-client';
 import path from 'node:path';
 import os from 'node:os';
@@ -14,17 +14,28 @@ import type { Speaker } from '../bgp/speaker.ts';
 import { neighborViews, parsePrefixQuery, routeViews } from '../bgp/rib-view.ts';
 import { dumpRib } from '../bgp/mrt-dump.ts';
 
-const FamilyCounts = Type.Object({ received: Type.Integer(), accepted: Type.Integer(), advertised: Type.Integer() });
+const FamilyCounts = Type.Object({
+  received: Type.Integer(),
+  accepted: Type.Integer(),
+  advertised: Type.Integer(),
+});
 const Neighbor = Type.Object({
   address: Type.String(),
   'peer-asn': Type.Integer(),
   description: Type.Optional(Type.String()),
-  state: Type.Union(['idle', 'connect', 'active', 'opensent', 'openconfirm', 'established'].map((s) => Type.Literal(s))),
+  state: Type.Union(
+    ['idle', 'connect', 'active', 'opensent', 'openconfirm', 'established'].map((s) => Type.Literal(s)),
+  ),
   'uptime-s': Type.Integer(),
   'router-id': Type.Union([Type.String(), Type.Null()]),
   'afi-safis': Type.Record(Type.String(), FamilyCounts),
   'last-error': Type.Union([Type.String(), Type.Null()]),
-  messages: Type.Object({ in: Type.Integer(), out: Type.Integer(), 'updates-in': Type.Integer(), 'updates-out': Type.Integer() }),
+  messages: Type.Object({
+    in: Type.Integer(),
+    out: Type.Integer(),
+    'updates-in': Type.Integer(),
+    'updates-out': Type.Integer(),
+  }),
   flaps: Type.Integer(),
 });
 const Path = Type.Object({
@@ -43,12 +54,16 @@ const Path = Type.Object({
   labels: Type.Optional(Type.Array(Type.Integer())),
   stale: Type.Boolean(),
 });
-const Route = Type.Object({ prefix: Type.String(), rd: Type.Optional(Type.String()), paths: Type.Array(Path) });
+const Route = Type.Object({
+  prefix: Type.String(),
+  rd: Type.Optional(Type.String()),
+  paths: Type.Array(Path),
+});
 const ErrorBody = Type.Object({ error: Type.String(), message: Type.String() });
 const FamilyParam = Type.Object({ afiSafi: Type.Union(AFI_SAFIS.map((f) => Type.Literal(f))) });
 const AddressParam = Type.Object({ address: Type.String() });
 
-type FamilyParams = Static<typeof FamilyParam>;
+type FamilyParams = { afiSafi: AfiSafiName };
 
 export interface ApiOptions {
   readonly speaker: Speaker;
@@ -66,7 +81,8 @@ function metrics(sp: Speaker): Registry {
     registers: [reg],
     collect() {
       this.reset();
-      for (const p of sp.peerList()) this.set({ neighbor: p.cfg.address, peer_asn: String(p.cfg.peerAsn) }, p.established ? 1 : 0);
+      for (const p of sp.peerList())
+        this.set({ neighbor: p.cfg.address, peer_asn: String(p.cfg.peerAsn) }, p.established ? 1 : 0);
     },
   });
   new Gauge({
@@ -103,8 +119,15 @@ function metrics(sp: Speaker): Registry {
       this.set(sp.attrs.size);
     },
   });
-  const flaps = new Counter({ name: 'vce_bgp_session_down_total', help: 'Sessions that left Established', labelNames: ['neighbor'], registers: [reg] });
-  sp.on('peer-down', (p: { cfg: { address: string }; negotiated: unknown }) => flaps.inc({ neighbor: p.cfg.address }, 0));
+  const flaps = new Counter({
+    name: 'vce_bgp_session_down_total',
+    help: 'Sessions that left Established',
+    labelNames: ['neighbor'],
+    registers: [reg],
+  });
+  sp.on('peer-down', (p: { cfg: { address: string }; negotiated: unknown }) =>
+    flaps.inc({ neighbor: p.cfg.address }, 0),
+  );
   new Gauge({
     name: 'vce_bgp_update_errors_total',
     help: 'RFC 7606 errors seen per neighbour',
@@ -124,17 +147,31 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'vce agent API', version: '1', description: 'Management interface of the vCE agent (draft-fang-l3vpn-virtual-ce §6.1)' },
+      info: {
+        title: 'vce agent API',
+        version: '1',
+        description: 'Management interface of the vCE agent (draft-fang-l3vpn-virtual-ce §6.1)',
+      },
     },
   });
   const reg = metrics(sp);
   app.setErrorHandler((err: { statusCode?: number; message: string; validation?: unknown }, _req, reply) => {
-    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    void reply.status(status).send({ error: status === 400 ? 'bad-request' : status === 404 ? 'not-found' : 'internal', message: err.message });
+    const status =
+      err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    void reply
+      .status(status)
+      .send({
+        error: status === 400 ? 'bad-request' : status === 404 ? 'not-found' : 'internal',
+        message: err.message,
+      });
   });
 
-  app.get('/api/v1/bgp/neighbors', { schema: { summary: 'BGP neighbours and their session state', response: { 200: Type.Array(Neighbor) } } }, () =>
-    neighborViews(sp),
+  app.get(
+    '/api/v1/bgp/neighbors',
+    {
+      schema: { summary: 'BGP neighbours and their session state', response: { 200: Type.Array(Neighbor) } },
+    },
+    () => neighborViews(sp),
   );
 
   app.get<{ Params: { address: string } }>(
@@ -142,7 +179,8 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
     { schema: { params: AddressParam, response: { 200: Neighbor, 404: ErrorBody } } },
     (req, reply) => {
       const v = neighborViews(sp).find((n) => n.address === req.params.address);
-      if (v === undefined) return reply.status(404).send({ error: 'not-found', message: `no neighbor ${req.params.address}` });
+      if (v === undefined)
+        return reply.status(404).send({ error: 'not-found', message: `no neighbor ${req.params.address}` });
       return v;
     },
   );
@@ -154,16 +192,25 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
         summary: 'Operate on a neighbour: soft-reset-in (route refresh), shutdown, enable',
         params: AddressParam,
         body: Type.Object({
-          action: Type.Union([Type.Literal('soft-reset-in'), Type.Literal('shutdown'), Type.Literal('enable')]),
+          action: Type.Union([
+            Type.Literal('soft-reset-in'),
+            Type.Literal('shutdown'),
+            Type.Literal('enable'),
+          ]),
           'afi-safi': Type.Optional(Type.Union(AFI_SAFIS.map((f) => Type.Literal(f)))),
           message: Type.Optional(Type.String({ maxLength: 255 })),
         }),
-        response: { 200: Type.Object({ ok: Type.Boolean(), detail: Type.String() }), 404: ErrorBody, 409: ErrorBody },
+        response: {
+          200: Type.Object({ ok: Type.Boolean(), detail: Type.String() }),
+          404: ErrorBody,
+          409: ErrorBody,
+        },
       },
     },
     (req, reply) => {
       const p = sp.neighbor(req.params.address);
-      if (p === undefined) return reply.status(404).send({ error: 'not-found', message: `no neighbor ${req.params.address}` });
+      if (p === undefined)
+        return reply.status(404).send({ error: 'not-found', message: `no neighbor ${req.params.address}` });
       const { action } = req.body;
       if (action === 'shutdown') {
         sp.stopPeer(p, 2, req.body.message);
@@ -174,10 +221,19 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
         sp.startPeer(p);
         return { ok: true, detail: 'neighbor enabled' };
       }
-      if (!p.established) return reply.status(409).send({ error: 'conflict', message: `neighbor ${p.cfg.address} is not established` });
-      const fams = req.body['afi-safi'] !== undefined ? [req.body['afi-safi'] as AfiSafiName] : [...p.negotiated!.families];
+      if (!p.established)
+        return reply
+          .status(409)
+          .send({ error: 'conflict', message: `neighbor ${p.cfg.address} is not established` });
+      const fams =
+        req.body['afi-safi'] !== undefined
+          ? [req.body['afi-safi'] as AfiSafiName]
+          : [...p.negotiated!.families];
       const sent = fams.filter((f) => sp.refreshFrom(p, f));
-      if (sent.length === 0) return reply.status(409).send({ error: 'conflict', message: 'peer did not negotiate route refresh for that family' });
+      if (sent.length === 0)
+        return reply
+          .status(409)
+          .send({ error: 'conflict', message: 'peer did not negotiate route refresh for that family' });
       return { ok: true, detail: `route refresh sent for ${sent.join(', ')}` };
     },
   );
@@ -194,7 +250,8 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
     },
     (req, reply) => {
       const f = req.params.afiSafi;
-      if (!sp.ribs.has(f)) return reply.status(404).send({ error: 'not-found', message: `address family ${f} is not enabled` });
+      if (!sp.ribs.has(f))
+        return reply.status(404).send({ error: 'not-found', message: `address family ${f} is not enabled` });
       let prefix;
       if (req.query.prefix !== undefined) {
         try {
@@ -204,7 +261,9 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
         }
         const v4 = afiSafiCode(f).afi === 1;
         if ((prefix.addr.length === 4) !== v4)
-          return reply.status(400).send({ error: 'bad-request', message: `prefix ${req.query.prefix} is not of family ${f}` });
+          return reply
+            .status(400)
+            .send({ error: 'bad-request', message: `prefix ${req.query.prefix} is not of family ${f}` });
       }
       return routeViews(sp, f, prefix);
     },

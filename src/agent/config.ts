@@ -36,7 +36,8 @@ export interface AgentConfig {
 
 function readBool(v: unknown, path: string, dflt: boolean): boolean {
   if (v === undefined) return dflt;
-  if (typeof v !== 'boolean') throw new PolicyConfigError(path, `expected true or false, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean')
+    throw new PolicyConfigError(path, `expected true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -65,34 +66,67 @@ function readHostPort(v: unknown, path: string): { host: string; port: number } 
 function readPolicyChain(v: unknown, path: string, book: PolicyBook): readonly string[] | undefined {
   if (v === undefined) return undefined;
   const names = typeof v === 'string' ? [v] : readList(v, path).map((x, i) => readString(x, index(path, i)));
-  for (const n of names) if (!book.has(n)) throw new PolicyConfigError(path, `unknown policy "${n}" (defined: ${book.names().join(', ')})`);
+  for (const n of names)
+    if (!book.has(n))
+      throw new PolicyConfigError(path, `unknown policy "${n}" (defined: ${book.names().join(', ')})`);
   return names;
 }
 
 function readMaxPrefix(v: unknown, path: string): MaxPrefixConfig {
-  if (typeof v === 'number') return { limit: readInt(v, path, 1, 2 ** 32 - 1), warningThresholdPct: 75, restartSeconds: 0 };
+  if (typeof v === 'number')
+    return { limit: readInt(v, path, 1, 2 ** 32 - 1), warningThresholdPct: 75, restartSeconds: 0 };
   const o = readObject(v, path, ['limit', 'warning-threshold-pct', 'restart-seconds'], ['limit']);
   return {
     limit: readInt(o['limit'], key(path, 'limit'), 1, 2 ** 32 - 1),
-    warningThresholdPct: o['warning-threshold-pct'] === undefined ? 75 : readInt(o['warning-threshold-pct'], key(path, 'warning-threshold-pct'), 1, 100),
-    restartSeconds: o['restart-seconds'] === undefined ? 0 : readInt(o['restart-seconds'], key(path, 'restart-seconds'), 0, 86400),
+    warningThresholdPct:
+      o['warning-threshold-pct'] === undefined
+        ? 75
+        : readInt(o['warning-threshold-pct'], key(path, 'warning-threshold-pct'), 1, 100),
+    restartSeconds:
+      o['restart-seconds'] === undefined
+        ? 0
+        : readInt(o['restart-seconds'], key(path, 'restart-seconds'), 0, 86400),
   };
 }
 
 const NEIGHBOR_KEYS = [
-  'address', 'peer-asn', 'description', 'passive', 'remote-port', 'local-address', 'afi-safis',
-  'import-policy', 'export-policy', 'hold-time', 'connect-retry', 'route-reflector-client',
-  'next-hop-self', 'max-prefix', 'add-path', 'graceful-restart', 'ipv6-next-hop', 'shutdown',
+  'address',
+  'peer-asn',
+  'description',
+  'passive',
+  'remote-port',
+  'local-address',
+  'afi-safis',
+  'import-policy',
+  'export-policy',
+  'hold-time',
+  'connect-retry',
+  'route-reflector-client',
+  'next-hop-self',
+  'max-prefix',
+  'add-path',
+  'graceful-restart',
+  'ipv6-next-hop',
+  'shutdown',
 ] as const;
 
 function readNeighbor(v: unknown, path: string, book: PolicyBook): NeighborConfig {
   const o = readObject(v, path, NEIGHBOR_KEYS, ['address', 'peer-asn']);
-  const families = o['afi-safis'] === undefined
-    ? (['ipv4-unicast', 'ipv6-unicast'] as AfiSafiName[])
-    : readList(o['afi-safis'], key(path, 'afi-safis')).map((x, i) => readEnum(x, index(key(path, 'afi-safis'), i), AFI_SAFIS));
-  if (families.length === 0) throw new PolicyConfigError(key(path, 'afi-safis'), 'at least one address family is needed');
-  const holdTime = o['hold-time'] === undefined ? 90 : readInt(o['hold-time'], key(path, 'hold-time'), 0, 65535);
-  if (holdTime === 1 || holdTime === 2) throw new PolicyConfigError(key(path, 'hold-time'), 'hold time must be 0 or at least 3 seconds (RFC 4271 §4.2)');
+  const families =
+    o['afi-safis'] === undefined
+      ? (['ipv4-unicast', 'ipv6-unicast'] as AfiSafiName[])
+      : readList(o['afi-safis'], key(path, 'afi-safis')).map((x, i) =>
+          readEnum(x, index(key(path, 'afi-safis'), i), AFI_SAFIS),
+        );
+  if (families.length === 0)
+    throw new PolicyConfigError(key(path, 'afi-safis'), 'at least one address family is needed');
+  const holdTime =
+    o['hold-time'] === undefined ? 90 : readInt(o['hold-time'], key(path, 'hold-time'), 0, 65535);
+  if (holdTime === 1 || holdTime === 2)
+    throw new PolicyConfigError(
+      key(path, 'hold-time'),
+      'hold time must be 0 or at least 3 seconds (RFC 4271 §4.2)',
+    );
   const maxPrefix: Partial<Record<AfiSafiName, MaxPrefixConfig>> = {};
   const mp = o['max-prefix'];
   if (mp !== undefined) {
@@ -102,39 +136,59 @@ function readNeighbor(v: unknown, path: string, book: PolicyBook): NeighborConfi
       for (const f of families) maxPrefix[f] = m;
     } else {
       const mo = readObject(mp, mpPath, AFI_SAFIS);
-      for (const [f, val] of Object.entries(mo)) maxPrefix[f as AfiSafiName] = readMaxPrefix(val, key(mpPath, f));
+      for (const [f, val] of Object.entries(mo))
+        maxPrefix[f as AfiSafiName] = readMaxPrefix(val, key(mpPath, f));
     }
   }
   const addPath: Partial<Record<AfiSafiName, AddPathMode>> = {};
   if (o['add-path'] !== undefined) {
     const ao = readObject(o['add-path'], key(path, 'add-path'), AFI_SAFIS);
-    for (const [f, val] of Object.entries(ao)) addPath[f as AfiSafiName] = readEnum(val, key(key(path, 'add-path'), f), ['receive', 'send', 'both'] as const);
+    for (const [f, val] of Object.entries(ao))
+      addPath[f as AfiSafiName] = readEnum(val, key(key(path, 'add-path'), f), [
+        'receive',
+        'send',
+        'both',
+      ] as const);
   }
   let gracefulRestart: { restartTime: number } | undefined;
   const gr = o['graceful-restart'];
   if (gr === true) gracefulRestart = { restartTime: 120 };
   else if (gr !== undefined && gr !== false) {
     const go = readObject(gr, key(path, 'graceful-restart'), ['restart-time']);
-    gracefulRestart = { restartTime: go['restart-time'] === undefined ? 120 : readInt(go['restart-time'], key(path, 'graceful-restart.restart-time'), 1, 4095) };
+    gracefulRestart = {
+      restartTime:
+        go['restart-time'] === undefined
+          ? 120
+          : readInt(go['restart-time'], key(path, 'graceful-restart.restart-time'), 1, 4095),
+    };
   }
   let ipv6NextHop: Uint8Array | undefined;
   if (o['ipv6-next-hop'] !== undefined) {
     const s = readString(o['ipv6-next-hop'], key(path, 'ipv6-next-hop'));
     ipv6NextHop = at(key(path, 'ipv6-next-hop'), () => parseAddress(s));
-    if (ipv6NextHop.length !== 16) throw new PolicyConfigError(key(path, 'ipv6-next-hop'), 'expected an IPv6 address');
+    if (ipv6NextHop.length !== 16)
+      throw new PolicyConfigError(key(path, 'ipv6-next-hop'), 'expected an IPv6 address');
   }
   return {
     address: readAddressText(o['address'], key(path, 'address')),
     peerAsn: readInt(o['peer-asn'], key(path, 'peer-asn'), 1, 4294967295),
-    description: o['description'] === undefined ? undefined : readString(o['description'], key(path, 'description')),
+    description:
+      o['description'] === undefined ? undefined : readString(o['description'], key(path, 'description')),
     passive: readBool(o['passive'], key(path, 'passive'), false),
-    remotePort: o['remote-port'] === undefined ? 179 : readInt(o['remote-port'], key(path, 'remote-port'), 1, 65535),
-    localAddress: o['local-address'] === undefined ? undefined : readAddressText(o['local-address'], key(path, 'local-address')),
+    remotePort:
+      o['remote-port'] === undefined ? 179 : readInt(o['remote-port'], key(path, 'remote-port'), 1, 65535),
+    localAddress:
+      o['local-address'] === undefined
+        ? undefined
+        : readAddressText(o['local-address'], key(path, 'local-address')),
     families,
     importPolicy: readPolicyChain(o['import-policy'], key(path, 'import-policy'), book),
     exportPolicy: readPolicyChain(o['export-policy'], key(path, 'export-policy'), book),
     holdTime,
-    connectRetryTime: o['connect-retry'] === undefined ? 5 : readInt(o['connect-retry'], key(path, 'connect-retry'), 1, 65535),
+    connectRetryTime:
+      o['connect-retry'] === undefined
+        ? 5
+        : readInt(o['connect-retry'], key(path, 'connect-retry'), 1, 65535),
     routeReflectorClient: readBool(o['route-reflector-client'], key(path, 'route-reflector-client'), false),
     nextHopSelf: readBool(o['next-hop-self'], key(path, 'next-hop-self'), false),
     maxPrefix,
@@ -147,7 +201,12 @@ function readNeighbor(v: unknown, path: string, book: PolicyBook): NeighborConfi
 
 /** Validates a parsed configuration tree. */
 export function buildAgentConfig(raw: unknown): AgentConfig {
-  const o: ConfigObject = readObject(raw, 'config', ['router-id', 'api', 'bgp', 'policies', 'log-level'], ['router-id']);
+  const o: ConfigObject = readObject(
+    raw,
+    'config',
+    ['router-id', 'api', 'bgp', 'policies', 'log-level'],
+    ['router-id'],
+  );
   const rid = readIPv4(o['router-id'], 'router-id');
   const routerId = ipv4ToNumber(rid);
   if (routerId === 0) throw new PolicyConfigError('router-id', 'must not be 0.0.0.0 (RFC 6286 §2.2)');
@@ -157,7 +216,12 @@ export function buildAgentConfig(raw: unknown): AgentConfig {
     api = readHostPort(a['listen'], 'api.listen');
   }
   const book = compilePolicies(o['policies'], 'policies');
-  const b = readObject(o['bgp'] ?? {}, 'bgp', ['asn', 'listen', 'neighbors', 'networks', 'cluster-id', 'decision'], ['asn']);
+  const b = readObject(
+    o['bgp'] ?? {},
+    'bgp',
+    ['asn', 'listen', 'neighbors', 'networks', 'cluster-id', 'decision'],
+    ['asn'],
+  );
   const asn = readInt(b['asn'], 'bgp.asn', 1, 4294967295);
   let listen: SpeakerConfig['listen'];
   if (b['listen'] === false) listen = false;
@@ -168,11 +232,17 @@ export function buildAgentConfig(raw: unknown): AgentConfig {
       port: l['port'] === undefined ? 179 : readInt(l['port'], 'bgp.listen.port', 0, 65535),
     };
   } else listen = { address: '0.0.0.0', port: 179 };
-  const neighbors = readList(b['neighbors'], 'bgp.neighbors').map((n, i) => readNeighbor(n, index('bgp.neighbors', i), book));
+  const neighbors = readList(b['neighbors'], 'bgp.neighbors').map((n, i) =>
+    readNeighbor(n, index('bgp.neighbors', i), book),
+  );
   const seen = new Set<string>();
   neighbors.forEach((n, i) => {
     const k = n.address.toLowerCase();
-    if (seen.has(k)) throw new PolicyConfigError(index('bgp.neighbors', i) + '.address', `neighbor ${n.address} is configured twice`);
+    if (seen.has(k))
+      throw new PolicyConfigError(
+        index('bgp.neighbors', i) + '.address',
+        `neighbor ${n.address} is configured twice`,
+      );
     seen.add(k);
   });
   const networks: Prefix[] = readList(b['networks'], 'bgp.networks').map((n, i) => {
@@ -189,8 +259,12 @@ export function buildAgentConfig(raw: unknown): AgentConfig {
       ignoreAsPathLength: false,
     };
   }
-  const clusterId = b['cluster-id'] === undefined ? undefined : ipv4ToNumber(readIPv4(b['cluster-id'], 'bgp.cluster-id'));
-  const logLevel = o['log-level'] === undefined ? 'info' : readEnum(o['log-level'], 'log-level', ['debug', 'info', 'warn', 'error', 'silent'] as const);
+  const clusterId =
+    b['cluster-id'] === undefined ? undefined : ipv4ToNumber(readIPv4(b['cluster-id'], 'bgp.cluster-id'));
+  const logLevel =
+    o['log-level'] === undefined
+      ? 'info'
+      : readEnum(o['log-level'], 'log-level', ['debug', 'info', 'warn', 'error', 'silent'] as const);
   return {
     routerId,
     routerIdText: readString(o['router-id'], 'router-id'),
@@ -207,7 +281,10 @@ export async function loadAgentConfig(file: string): Promise<AgentConfig> {
   try {
     raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
-    throw new PolicyConfigError(file, `not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
+    throw new PolicyConfigError(
+      file,
+      `not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`,
+    );
   }
   return buildAgentConfig(raw);
 }

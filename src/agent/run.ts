@@ -16,7 +16,10 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-export async function startAgent(cfg: AgentConfig, logger = pino({ level: cfg.logLevel })): Promise<RunningAgent> {
+export async function startAgent(
+  cfg: AgentConfig,
+  logger = pino({ level: cfg.logLevel }),
+): Promise<RunningAgent> {
   const speaker = new Speaker(cfg.speaker, logger);
   await speaker.start();
   let api: FastifyInstance | undefined;
@@ -25,7 +28,10 @@ export async function startAgent(cfg: AgentConfig, logger = pino({ level: cfg.lo
     api = await buildAgentApi({ speaker });
     apiUrl = await api.listen({ host: cfg.api.host, port: cfg.api.port });
   }
-  logger.info({ routerId: cfg.routerIdText, asn: cfg.speaker.asn, api: apiUrl, bgpPort: speaker.listenPort }, 'vce agent started');
+  logger.info(
+    { routerId: cfg.routerIdText, asn: cfg.speaker.asn, api: apiUrl, bgpPort: speaker.listenPort },
+    'vce agent started',
+  );
   return {
     speaker,
     api,

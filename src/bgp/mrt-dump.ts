@@ -5,7 +5,14 @@
 import { AFI_IPV4 } from '../lib/ip.ts';
 import { encodeAttributes } from './wire/attributes.ts';
 import { DEFAULT_CODEC_CONTEXT } from './wire/types.ts';
-import { mrtIpv6NextHopAttribute, writeMrtFile, type MrtDumpInput, type MrtPath, type MrtPeer, type MrtRibEntry } from './mrt.ts';
+import {
+  mrtIpv6NextHopAttribute,
+  writeMrtFile,
+  type MrtDumpInput,
+  type MrtPath,
+  type MrtPeer,
+  type MrtRibEntry,
+} from './mrt.ts';
 import type { Speaker } from './speaker.ts';
 
 const AS4 = { ...DEFAULT_CODEC_CONTEXT, as4: true, ebgp: false };
@@ -33,9 +40,8 @@ export function mrtSnapshot(sp: Speaker): MrtDumpInput {
           const a = sp.attrs.get(id).attrs;
           if (family === 'ipv4-unicast') bytes = encodeAttributes(a, AS4);
           else {
-            const { nextHop, linkLocalNextHop, ...rest } = a;
-            const attrs = encodeAttributes(rest, AS4);
-            const mp = mrtIpv6NextHopAttribute(nextHop ?? new Uint8Array(16), linkLocalNextHop);
+            const attrs = encodeAttributes(Object.assign({}, a, { nextHop: undefined }), AS4);
+            const mp = mrtIpv6NextHopAttribute(a.nextHop ?? new Uint8Array(16), a.linkLocalNextHop);
             bytes = new Uint8Array(attrs.length + mp.length);
             bytes.set(mp, 0);
             bytes.set(attrs, mp.length);

@@ -48,8 +48,15 @@ export class RibOut {
     }
     let self: Uint8Array;
     if (isV4Family(f)) {
-      self = localBytes.length === 4 ? localBytes : Uint8Array.of(
-        this.sp.cfg.routerId >>> 24, (this.sp.cfg.routerId >>> 16) & 0xff, (this.sp.cfg.routerId >>> 8) & 0xff, this.sp.cfg.routerId & 0xff);
+      self =
+        localBytes.length === 4
+          ? localBytes
+          : Uint8Array.of(
+              this.sp.cfg.routerId >>> 24,
+              (this.sp.cfg.routerId >>> 16) & 0xff,
+              (this.sp.cfg.routerId >>> 8) & 0xff,
+              this.sp.cfg.routerId & 0xff,
+            );
     } else if (p.cfg.ipv6NextHop !== undefined) {
       self = p.cfg.ipv6NextHop;
     } else if (localBytes.length === 16) {
@@ -108,7 +115,8 @@ export class RibOut {
       if (hit !== undefined) return hit;
     }
     const set = this.sp.attrs.get(best);
-    const src = bp === 0 ? { local: true, ebgp: false, bgpId: 0, rrClient: false } : this.sp.peers[bp]!.source;
+    const src =
+      bp === 0 ? { local: true, ebgp: false, bgpId: 0, rrClient: false } : this.sp.peers[bp]!.source;
     const tgt = this.target(p, rib.family);
     let out = exportTransform(set, src, tgt);
     let id = -1;
@@ -199,7 +207,10 @@ export class RibOut {
       const adj = p.adj(f);
       for (const [key, list] of adj.groups) {
         if (used >= budget) return out;
-        used += f === 'ipv4-unicast' ? this.packV4(p, rib, key, list, budget - used, out, slab) : this.packMp(p, rib, key, list, budget - used, out);
+        used +=
+          f === 'ipv4-unicast'
+            ? this.packV4(p, rib, key, list, budget - used, out, slab)
+            : this.packMp(p, rib, key, list, budget - used, out);
         if (list.pos >= list.length) adj.groups.delete(key);
         else return out;
       }
@@ -221,7 +232,7 @@ export class RibOut {
     const o = p.outSets.get(key);
     if (o === undefined) return undefined;
     if (o.bytes === undefined) {
-      if (family === 'ipv4-unicast') o.bytes = encodeAttributes(stripLinkLocal(o.attrs), p.negotiated!.ctx);
+      if (family === 'ipv4-unicast') o.bytes = encodeAttributes(o.attrs, p.negotiated!.ctx);
     }
     return o.bytes;
   }
@@ -351,14 +362,9 @@ export class RibOut {
       adj.sent(d);
     }
     if (items.length === 0) return 0;
-    let attributes: ExportAttrs | undefined;
-    if (o !== undefined) {
-      const { nextHop: _nh, linkLocalNextHop: _ll, ...rest } = o.attrs;
-      attributes = rest;
-    }
     const msgs = packUpdates({
       family: f,
-      attributes,
+      attributes: o?.attrs, // packUpdates moves the next hop into MP_REACH_NLRI
       nextHop: o?.attrs.nextHop,
       linkLocalNextHop: o?.attrs.linkLocalNextHop,
       items,
@@ -373,10 +379,4 @@ export class RibOut {
     void budget;
     return n;
   }
-}
-
-function stripLinkLocal(a: ExportAttrs): ExportAttrs {
-  if (a.linkLocalNextHop === undefined) return a;
-  const { linkLocalNextHop: _ll, ...rest } = a;
-  return rest;
 }

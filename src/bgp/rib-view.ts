@@ -3,9 +3,21 @@
  * listings with the reason each best path won. Strings are made here, at the edge, never in
  * the RIB. Listing a whole table is O(destinations); a prefix query is one lookup.
  */
-import { comparePrefix, formatAddress, formatIPv4, numberToIPv4, parsePrefix, type Prefix } from '../lib/ip.ts';
+import {
+  comparePrefix,
+  formatAddress,
+  formatIPv4,
+  numberToIPv4,
+  parsePrefix,
+  type Prefix,
+} from '../lib/ip.ts';
 import type { AfiSafiName } from './wire/constants.ts';
-import { formatAsPath, formatCommunity, formatExtCommunity, formatLargeCommunity } from './wire/communities.ts';
+import {
+  formatAsPath,
+  formatCommunity,
+  formatExtCommunity,
+  formatLargeCommunity,
+} from './wire/communities.ts';
 import { formatRd } from './wire/rd.ts';
 import { explain, type Candidate } from './rib/decision.ts';
 import type { FamilyRib } from './rib/family-rib.ts';
@@ -42,11 +54,19 @@ export function neighborViews(sp: Speaker): NeighborView[] {
       'peer-asn': p.cfg.peerAsn,
       ...(p.cfg.description !== undefined ? { description: p.cfg.description } : {}),
       state: p.state,
-      'uptime-s': p.established && p.stats.establishedAt !== undefined ? Math.floor((now - p.stats.establishedAt) / 1000) : -1,
+      'uptime-s':
+        p.established && p.stats.establishedAt !== undefined
+          ? Math.floor((now - p.stats.establishedAt) / 1000)
+          : -1,
       'router-id': p.negotiated === undefined ? null : formatIPv4(numberToIPv4(p.negotiated.peerBgpId)),
       'afi-safis': fam,
       'last-error': p.stats.lastError ?? st?.lastError ?? null,
-      messages: { in: st?.messagesIn ?? 0, out: st?.messagesOut ?? 0, 'updates-in': p.stats.updatesIn, 'updates-out': p.stats.updatesOut },
+      messages: {
+        in: st?.messagesIn ?? 0,
+        out: st?.messagesOut ?? 0,
+        'updates-in': p.stats.updatesIn,
+        'updates-out': p.stats.updatesOut,
+      },
       flaps: p.stats.flaps,
     };
   });
@@ -96,7 +116,11 @@ function routeView(sp: Speaker, rib: FamilyRib, d: number): RouteView | undefine
     let reason: string;
     if (!accepted) reason = 'rejected-by-policy';
     else if (p === best) reason = count === 1 ? 'only-path' : 'best';
-    else reason = bestCand === undefined ? 'not-selected' : `lost: ${explain(bestCand, candidate(sp, rib, p), sp.decision)}`;
+    else
+      reason =
+        bestCand === undefined
+          ? 'not-selected'
+          : `lost: ${explain(bestCand, candidate(sp, rib, p), sp.decision)}`;
     if (p === best && count > 1 && bestCand !== undefined) {
       // Name the step that beat the strongest runner-up.
       let runner: Candidate | undefined;
@@ -127,7 +151,11 @@ function routeView(sp: Speaker, rib: FamilyRib, d: number): RouteView | undefine
     });
   }
   paths.sort((x, y) => Number(y.best) - Number(x.best));
-  return { prefix: `${formatAddress(key.prefix.addr)}/${key.prefix.len}`, ...(key.rd !== undefined ? { rd: formatRd(key.rd) } : {}), paths };
+  return {
+    prefix: `${formatAddress(key.prefix.addr)}/${key.prefix.len}`,
+    ...(key.rd !== undefined ? { rd: formatRd(key.rd) } : {}),
+    paths,
+  };
 }
 
 /** Routes of a family, sorted by prefix; `prefix` narrows to that exact prefix (all RDs). */

@@ -165,7 +165,8 @@ export class Session {
           const s = this.socket;
           this.socket = undefined;
           if (s !== undefined) {
-            if (ev.abort === true) s.destroy(); // RFC 9687: the peer is not reading
+            if (ev.abort === true)
+              s.destroy(); // RFC 9687: the peer is not reading
             else {
               this.flush(s);
               s.end();

@@ -199,7 +199,10 @@ export class Speaker extends EventEmitter {
     return new Session(
       this.fsmConfig(p, passive),
       { remoteAddress: normalizeAddress(c.address), remotePort: c.remotePort, localAddress: c.localAddress },
-      { onEvent: (s, ev) => this.onSessionEvent(p, s, ev), produce: (s, budget) => this.out.produce(p, s, budget) },
+      {
+        onEvent: (s, ev) => this.onSessionEvent(p, s, ev),
+        produce: (s, budget) => this.out.produce(p, s, budget),
+      },
       inbound,
     );
   }
@@ -232,7 +235,12 @@ export class Speaker extends EventEmitter {
     // Adopt the connection when the primary core waits without a connection of its own. While its
     // own outbound attempt is in flight (Connect), the inbound one gets a core of its own and the
     // OPENs decide (RFC 4271 §6.8): one core never gets two connections.
-    if (primary !== undefined && (st === 'connect' || st === 'active') && primary.socket === undefined && !primary.connecting) {
+    if (
+      primary !== undefined &&
+      (st === 'connect' || st === 'active') &&
+      primary.socket === undefined &&
+      !primary.connecting
+    ) {
       primary.attach(socket);
       return;
     }
@@ -417,6 +425,28 @@ export class Speaker extends EventEmitter {
   }
 
   // ------------------------------------------------------------------ incoming UPDATE
+  // The per-prefix callbacks are created once and read their context from `cursor`: a closure
+  // made per UPDATE costs more than the prefixes it handles (measured under tsx).
+  private readonly cursor = { rib: undefined as FamilyRib | undefined, peer: 0, raw: -1, acc: -1 };
+  private setCursor(rib: FamilyRib, peer: number, raw: number, acc: number): void {
+    const c = this.cursor;
+    c.rib = rib;
+    c.peer = peer;
+    c.raw = raw;
+    c.acc = acc;
+  }
+  private readonly v4Upsert = (addr: number, len: number, pid: number): void => {
+    const c = this.cursor;
+    const rib = c.rib!;
+    rib.upsert(rib.findOrAddV4(addr, len), c.peer, pid, c.raw, c.acc);
+  };
+  private readonly v4Withdraw = (addr: number, len: number, pid: number): void => {
+    const c = this.cursor;
+    const rib = c.rib!;
+    const d = rib.findV4(addr, len);
+    if (d >= 0) rib.remove(d, c.peer, pid);
+  };
+
   private onUpdate(p: Peer, u: UpdateMessage): void {
     const ctx = p.negotiated!.ctx;
     p.stats.updatesIn++;
@@ -428,13 +458,12 @@ export class Speaker extends EventEmitter {
         return;
       }
       const v4 = this.ribs.get('ipv4-unicast');
-      const v4ok = v4 !== undefined && p.negotiated!.families.has('ipv4-unicast') && !p.disabled.has('ipv4-unicast');
+      const v4ok =
+        v4 !== undefined && p.negotiated!.families.has('ipv4-unicast') && !p.disabled.has('ipv4-unicast');
       const addPathV4 = ctx.addPathRx.has('ipv4-unicast');
       if (u.withdrawn.length > 0 && v4ok) {
-        forEachIPv4Prefix(u.withdrawn, addPathV4, (addr, len, pid) => {
-          const d = v4.findV4(addr, len);
-          if (d >= 0) v4.remove(d, p.index, pid);
-        });
+        this.setCursor(v4, p.index, -1, -1);
+        forEachIPv4Prefix(u.withdrawn, addPathV4, this.v4Withdraw);
       }
       if (u.attributes.length === 0) return;
       const hasNlri = u.nlri.length > 0;
@@ -442,9 +471,12 @@ export class Speaker extends EventEmitter {
       const h = fnv(u.attributes);
       let entry = p.rawCache.get(h)?.find((e) => sameBytes(e.bytes, u.attributes));
       if (entry === undefined) {
-        decoded = decodeAttributes(u.attributes, ctx, hasNlri);
+        // Decode from a private copy: decoded values are views, and views into the socket's
+        // chunk would keep the whole chunk alive for as long as the attribute set lives.
+        const bytes = u.attributes.slice();
+        decoded = decodeAttributes(bytes, ctx, hasNlri);
         if (decoded.mpReach === undefined && decoded.mpUnreach === undefined && hasNlri) {
-          entry = { bytes: u.attributes.slice(), decoded, setId: -1 };
+          entry = { bytes, decoded, setId: -1 };
           const list = p.rawCache.get(h);
           if (list === undefined) p.rawCache.set(h, [entry]);
           else list.push(entry);
@@ -474,17 +506,16 @@ export class Speaker extends EventEmitter {
         }
       }
       if (decoded.action === 'afi-safi-disable') {
-        const f = decoded.mpReach !== undefined ? afiSafiName(decoded.mpReach.afi, decoded.mpReach.safi) : undefined;
+        const f =
+          decoded.mpReach !== undefined ? afiSafiName(decoded.mpReach.afi, decoded.mpReach.safi) : undefined;
         if (f !== undefined) this.disableFamily(p, f);
         return;
       }
       // IPv4 NLRI in the UPDATE's own field
       if (hasNlri && v4ok) {
         if (withdrawAll) {
-          forEachIPv4Prefix(u.nlri, addPathV4, (addr, len, pid) => {
-            const d = v4.findV4(addr, len);
-            if (d >= 0) v4.remove(d, p.index, pid);
-          });
+          this.setCursor(v4, p.index, -1, -1);
+          forEachIPv4Prefix(u.nlri, addPathV4, this.v4Withdraw);
         } else {
           let raw = entry?.setId ?? -1;
           if (raw < 0) {
@@ -506,8 +537,11 @@ export class Speaker extends EventEmitter {
               if (d >= 0) rib.remove(d, p.index, n.pathId ?? 0);
             }
           } else {
-            const attrs = { ...decoded.attrs, nextHop: mr.nextHop, linkLocalNextHop: mr.linkLocalNextHop };
-            if (attrs.linkLocalNextHop === undefined) delete attrs.linkLocalNextHop;
+            // Object.assign rather than a spread that adds fields: keeps V8's fast object shape.
+            const attrs: AttrSet['attrs'] = Object.assign({}, decoded.attrs, {
+              nextHop: mr.nextHop,
+              linkLocalNextHop: mr.linkLocalNextHop,
+            });
             const raw = this.internByKey(p, attrs);
             this.importMp(p, rib, raw, items);
           }
@@ -608,9 +642,8 @@ export class Speaker extends EventEmitter {
         acc = this.importSet(p, raw, 'ipv4-unicast', undefined);
         p.importCache.set(raw, acc);
       }
-      const peer = p.index;
-      const a = acc;
-      forEachIPv4Prefix(nlri, addPath, (addr, len, pid) => rib.upsert(rib.findOrAddV4(addr, len), peer, pid, raw, a));
+      this.setCursor(rib, p.index, raw, acc);
+      forEachIPv4Prefix(nlri, addPath, this.v4Upsert);
       return;
     }
     forEachIPv4Prefix(nlri, addPath, (addr, len, pid) => {
@@ -651,7 +684,10 @@ export class Speaker extends EventEmitter {
   private checkMaxPrefix(p: Peer): void {
     const n = p.negotiated;
     if (n === undefined) return;
-    for (const [f, mp] of Object.entries(p.cfg.maxPrefix) as [AfiSafiName, NonNullable<NeighborConfig['maxPrefix'][AfiSafiName]>][]) {
+    for (const [f, mp] of Object.entries(p.cfg.maxPrefix) as [
+      AfiSafiName,
+      NonNullable<NeighborConfig['maxPrefix'][AfiSafiName]>,
+    ][]) {
       const count = this.ribs.get(f)?.received[p.index] ?? 0;
       if (count > mp.limit) {
         // RFC 4486 §4: Cease/1 with AFI (2), SAFI (1) and the limit (4).
@@ -661,7 +697,10 @@ export class Speaker extends EventEmitter {
         dv.setUint16(0, afi);
         dv.setUint8(2, safi);
         dv.setUint32(3, mp.limit);
-        this.log.warn({ peer: p.cfg.address, family: f, count, limit: mp.limit }, 'maximum prefixes exceeded');
+        this.log.warn(
+          { peer: p.cfg.address, family: f, count, limit: mp.limit },
+          'maximum prefixes exceeded',
+        );
         p.adminDown = true;
         p.primary?.input((fsm, now) => fsm.cease(now, CeaseSubcode.MAXIMUM_PREFIXES_REACHED, data));
         p.primary?.input((fsm, now) => fsm.stop(now));
@@ -679,7 +718,10 @@ export class Speaker extends EventEmitter {
       }
       if (count * 100 >= mp.limit * mp.warningThresholdPct && !p.warned.has(f)) {
         p.warned.add(f);
-        this.log.warn({ peer: p.cfg.address, family: f, count, limit: mp.limit }, 'maximum prefix warning threshold reached');
+        this.log.warn(
+          { peer: p.cfg.address, family: f, count, limit: mp.limit },
+          'maximum prefix warning threshold reached',
+        );
       }
     }
   }

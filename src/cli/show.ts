@@ -14,11 +14,27 @@ function fmtUptime(s: number): string {
 }
 
 export function formatSummary(ns: readonly NeighborView[]): string {
-  const t = new Table({ head: ['Neighbor', 'AS', 'State', 'Up/Down', 'Family', 'Rcvd', 'Accepted', 'Advertised'], style: { head: [], border: [] } });
+  const t = new Table({
+    head: ['Neighbor', 'AS', 'State', 'Up/Down', 'Family', 'Rcvd', 'Accepted', 'Advertised'],
+    style: { head: [], border: [] },
+  });
   for (const n of ns) {
     const fams = Object.entries(n['afi-safis']);
     fams.forEach(([f, c], i) => {
-      t.push(i === 0 ? [n.address, n['peer-asn'], n.state, fmtUptime(n['uptime-s']), f, c.received, c.accepted, c.advertised] : ['', '', '', '', f, c.received, c.accepted, c.advertised]);
+      t.push(
+        i === 0
+          ? [
+              n.address,
+              n['peer-asn'],
+              n.state,
+              fmtUptime(n['uptime-s']),
+              f,
+              c.received,
+              c.accepted,
+              c.advertised,
+            ]
+          : ['', '', '', '', f, c.received, c.accepted, c.advertised],
+      );
     });
   }
   return t.toString();
@@ -32,14 +48,19 @@ export function formatNeighbors(ns: readonly NeighborView[]): string {
         `  state ${n.state}, up for ${fmtUptime(n['uptime-s'])}, router id ${n['router-id'] ?? '-'}`,
         `  messages in ${n.messages.in} out ${n.messages.out}; updates in ${n.messages['updates-in']} out ${n.messages['updates-out']}; flaps ${n.flaps}`,
         `  last error: ${n['last-error'] ?? 'none'}`,
-        ...Object.entries(n['afi-safis']).map(([f, c]) => `  ${f}: received ${c.received}, accepted ${c.accepted}, advertised ${c.advertised}`),
+        ...Object.entries(n['afi-safis']).map(
+          ([f, c]) => `  ${f}: received ${c.received}, accepted ${c.accepted}, advertised ${c.advertised}`,
+        ),
       ].join('\n'),
     )
     .join('\n\n');
 }
 
 export function formatRoutes(rs: readonly RouteView[]): string {
-  const t = new Table({ head: ['', 'Prefix', 'Next hop', 'AS path', 'Origin', 'MED', 'LocPrf', 'Communities', 'From', 'Reason'], style: { head: [], border: [] } });
+  const t = new Table({
+    head: ['', 'Prefix', 'Next hop', 'AS path', 'Origin', 'MED', 'LocPrf', 'Communities', 'From', 'Reason'],
+    style: { head: [], border: [] },
+  });
   for (const r of rs) {
     r.paths.forEach((p, i) => {
       const comm = [...p.communities, ...p['large-communities'], ...p['ext-communities']].join(' ');
@@ -71,20 +92,30 @@ export function showCommands(program: Command): void {
   const show = program.command('show').description('show operational state of an agent');
   const bgp = show.command('bgp').description('BGP state');
   const common = (c: Command): Command =>
-    c.option('--api <url>', 'agent API base URL', process.env['VCE_API'] ?? 'http://127.0.0.1:8179').option('--json', 'print JSON');
-  common(bgp.command('summary').description('one line per neighbour and family')).action(async (o: { api: string; json?: boolean }) => {
-    const ns = await get<NeighborView[]>(o.api, '/api/v1/bgp/neighbors');
-    process.stdout.write((o.json === true ? JSON.stringify(ns, null, 2) : formatSummary(ns)) + '\n');
-  });
-  common(bgp.command('neighbors').description('neighbour details')).action(async (o: { api: string; json?: boolean }) => {
-    const ns = await get<NeighborView[]>(o.api, '/api/v1/bgp/neighbors');
-    process.stdout.write((o.json === true ? JSON.stringify(ns, null, 2) : formatNeighbors(ns)) + '\n');
-  });
-  common(bgp.command('routes').description('routes of one family').argument('[prefix]', 'exact prefix').option('--afi-safi <family>', 'address family', 'ipv4-unicast')).action(
-    async (prefix: string | undefined, o: { api: string; json?: boolean; afiSafi: string }) => {
-      const q = prefix === undefined ? '' : `?prefix=${encodeURIComponent(prefix)}`;
-      const rs = await get<RouteView[]>(o.api, `/api/v1/bgp/rib/${o.afiSafi}${q}`);
-      process.stdout.write((o.json === true ? JSON.stringify(rs, null, 2) : formatRoutes(rs)) + '\n');
+    c
+      .option('--api <url>', 'agent API base URL', process.env['VCE_API'] ?? 'http://127.0.0.1:8179')
+      .option('--json', 'print JSON');
+  common(bgp.command('summary').description('one line per neighbour and family')).action(
+    async (o: { api: string; json?: boolean }) => {
+      const ns = await get<NeighborView[]>(o.api, '/api/v1/bgp/neighbors');
+      process.stdout.write((o.json === true ? JSON.stringify(ns, null, 2) : formatSummary(ns)) + '\n');
     },
   );
+  common(bgp.command('neighbors').description('neighbour details')).action(
+    async (o: { api: string; json?: boolean }) => {
+      const ns = await get<NeighborView[]>(o.api, '/api/v1/bgp/neighbors');
+      process.stdout.write((o.json === true ? JSON.stringify(ns, null, 2) : formatNeighbors(ns)) + '\n');
+    },
+  );
+  common(
+    bgp
+      .command('routes')
+      .description('routes of one family')
+      .argument('[prefix]', 'exact prefix')
+      .option('--afi-safi <family>', 'address family', 'ipv4-unicast'),
+  ).action(async (prefix: string | undefined, o: { api: string; json?: boolean; afiSafi: string }) => {
+    const q = prefix === undefined ? '' : `?prefix=${encodeURIComponent(prefix)}`;
+    const rs = await get<RouteView[]>(o.api, `/api/v1/bgp/rib/${o.afiSafi}${q}`);
+    process.stdout.write((o.json === true ? JSON.stringify(rs, null, 2) : formatRoutes(rs)) + '\n');
+  });
 }

@@ -28,9 +28,27 @@ interface Node {
 }
 
 const NODES: Node[] = [
-  { name: 'pe1', role: 'pe', address: '127.0.0.1', asn: 65000, networks: ['192.0.2.0/24', '2001:db8:ffff::/48'] },
-  { name: 'vce-a', role: 'vce', address: '127.0.0.2', asn: 65001, networks: ['10.1.0.0/16', '2001:db8:1::/48'] },
-  { name: 'vce-b', role: 'vce', address: '127.0.0.3', asn: 65002, networks: ['10.2.0.0/16', '2001:db8:2::/48'] },
+  {
+    name: 'pe1',
+    role: 'pe',
+    address: '127.0.0.1',
+    asn: 65000,
+    networks: ['192.0.2.0/24', '2001:db8:ffff::/48'],
+  },
+  {
+    name: 'vce-a',
+    role: 'vce',
+    address: '127.0.0.2',
+    asn: 65001,
+    networks: ['10.1.0.0/16', '2001:db8:1::/48'],
+  },
+  {
+    name: 'vce-b',
+    role: 'vce',
+    address: '127.0.0.3',
+    asn: 65002,
+    networks: ['10.2.0.0/16', '2001:db8:2::/48'],
+  },
 ];
 
 function nodeConfig(n: Node, i: number, basePort: number): unknown {
@@ -75,7 +93,8 @@ function converged(agents: RunningAgent[]): boolean {
     const sp: Speaker = a.speaker;
     if (!sp.peerList().every((p) => p.established)) return false;
     // every node must hold every node's prefixes
-    for (const f of ['ipv4-unicast', 'ipv6-unicast'] as const) if (sp.rib(f).countBest() < total) return false;
+    for (const f of ['ipv4-unicast', 'ipv6-unicast'] as const)
+      if (sp.rib(f).countBest() < total) return false;
   }
   return true;
 }
@@ -90,7 +109,9 @@ export async function runLab(opts: LabOptions): Promise<RunningAgent[]> {
     const cfg = buildAgentConfig(nodeConfig(n, i, opts.basePort));
     const agent = await startAgent(cfg, pino({ level: 'warn' }));
     agents.push(agent);
-    say(`  started ${pc.cyan(n.name.padEnd(6))} AS ${n.asn}  BGP ${n.address}:${opts.basePort}  API ${agent.apiUrl ?? '-'}`);
+    say(
+      `  started ${pc.cyan(n.name.padEnd(6))} AS ${n.asn}  BGP ${n.address}:${opts.basePort}  API ${agent.apiUrl ?? '-'}`,
+    );
     agent.speaker.on('peer-established', (p: { cfg: { address: string; description?: string } }) =>
       say(`  ${pc.green('established')} ${n.name} <-> ${p.cfg.description ?? p.cfg.address}`),
     );
@@ -112,7 +133,9 @@ export async function runLab(opts: LabOptions): Promise<RunningAgent[]> {
     say(formatRoutes(routeViews(a.speaker, 'ipv6-unicast')));
   }
   if (opts.detach === true) return agents;
-  say(`\nlab running. Try: ${pc.cyan(`vce show bgp summary --api ${agents[0]?.apiUrl ?? ''}`)}  — Ctrl-C to stop`);
+  say(
+    `\nlab running. Try: ${pc.cyan(`vce show bgp summary --api ${agents[0]?.apiUrl ?? ''}`)}  — Ctrl-C to stop`,
+  );
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       say('\nstopping: closing every session with Cease/Administrative Shutdown');

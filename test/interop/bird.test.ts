@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePrefix } from '../../src/lib/ip.ts';
 import { type BirdDaemon, startBird } from './harness/bird.ts';
 import { findRoute, freePort, requireDaemon, stopAll, waitFor } from './harness/common.ts';
-import { startVce, taggingExport, type VceHandle } from './vce-agent.ts';
+import { poll, startVce, taggingExport, type VceHandle } from './vce-agent.ts';
 
 const available = [requireDaemon('bird'), requireDaemon('birdc')].every(Boolean);
 
@@ -61,13 +61,29 @@ describe.skipIf(!available)('interop: vce <-> BIRD', () => {
           listenAddress: R.addr,
           listenPort: rPort,
           neighbors: [
-            { address: A.addr, peerAsn: A.asn, passive: true, holdTime: 3, families: ['ipv4-unicast', 'ipv6-unicast'] },
-            { address: B.addr, port: bPort, peerAsn: B.asn, holdTime: 30, families: ['ipv4-unicast', 'ipv6-unicast'] },
+            {
+              address: A.addr,
+              peerAsn: A.asn,
+              passive: true,
+              holdTime: 3,
+              families: ['ipv4-unicast', 'ipv6-unicast'],
+            },
+            {
+              address: B.addr,
+              port: bPort,
+              peerAsn: B.asn,
+              holdTime: 30,
+              families: ['ipv4-unicast', 'ipv6-unicast'],
+            },
           ],
           staticRoutes: [
             { family: 'ipv4-unicast', prefix: '10.33.1.0/24', attrs: birdAttrs },
             { family: 'ipv6-unicast', prefix: '2001:db8:33:1::/64', attrs: birdAttrs },
-            { family: 'ipv4-unicast', prefix: '10.33.2.0/24', attrs: { localPref: 250, communities: ['65002:250'] } },
+            {
+              family: 'ipv4-unicast',
+              prefix: '10.33.2.0/24',
+              attrs: { localPref: 250, communities: ['65002:250'] },
+            },
           ],
         }),
       ),
@@ -107,7 +123,11 @@ describe.skipIf(!available)('interop: vce <-> BIRD', () => {
           },
           networks: ['10.32.0.0/16', '2001:db8:32::/48'],
           policies: [
-            taggingExport('ibgp', { ipv4: '198.51.100.32', ipv6: '2001:db8:ffff::32' }, { 'set-local-pref': 200 }),
+            taggingExport(
+              'ibgp',
+              { ipv4: '198.51.100.32', ipv6: '2001:db8:ffff::32' },
+              { 'set-local-pref': 200 },
+            ),
           ],
         }),
       ),
@@ -158,9 +178,12 @@ describe.skipIf(!available)('interop: vce <-> BIRD', () => {
   });
 
   it('vce -> BIRD: IPv4 and IPv6 routes with communities, large/ext communities, MED, AS path', async () => {
-    const v4 = await waitFor(async () => findRoute(await bird.adjIn(A.addr, 'ipv4-unicast'), '10.31.0.0/16'), {
-      what: '10.31.0.0/16 from vce A on BIRD',
-    });
+    const v4 = await waitFor(
+      async () => findRoute(await bird.adjIn(A.addr, 'ipv4-unicast'), '10.31.0.0/16'),
+      {
+        what: '10.31.0.0/16 from vce A on BIRD',
+      },
+    );
     const expected = {
       prefix: '10.31.0.0/16',
       nextHop: '198.51.100.31',
@@ -173,9 +196,12 @@ describe.skipIf(!available)('interop: vce <-> BIRD', () => {
       extCommunities: ['rt:65000:7'],
     };
     expect(v4).toEqual(expected);
-    const v6 = await waitFor(async () => findRoute(await bird.adjIn(A.addr, 'ipv6-unicast'), '2001:db8:31::/48'), {
-      what: '2001:db8:31::/48 from vce A on BIRD',
-    });
+    const v6 = await waitFor(
+      async () => findRoute(await bird.adjIn(A.addr, 'ipv6-unicast'), '2001:db8:31::/48'),
+      {
+        what: '2001:db8:31::/48 from vce A on BIRD',
+      },
+    );
     expect(v6).toEqual({ ...expected, prefix: '2001:db8:31::/48', nextHop: '2001:db8:ffff::31' });
   });
 
@@ -188,12 +214,12 @@ describe.skipIf(!available)('interop: vce <-> BIRD', () => {
       'ext-communities': ['rt:65002:5'],
       from: R.addr,
     };
-    const v4 = await waitFor(async () => a.best('ipv4-unicast', '10.33.1.0/24'), {
+    const v4 = await poll(() => a.best('ipv4-unicast', '10.33.1.0/24'), {
       what: '10.33.1.0/24 from BIRD on vce A',
     });
     expect(v4).toMatchObject({ ...want, 'next-hop': RNH.ipv4 });
     expect([...v4.communities].sort()).toEqual(['65002:1', '65002:2']);
-    const v6 = await waitFor(async () => a.best('ipv6-unicast', '2001:db8:33:1::/64'), {
+    const v6 = await poll(() => a.best('ipv6-unicast', '2001:db8:33:1::/64'), {
       what: '2001:db8:33:1::/64 from BIRD on vce A',
     });
     expect(v6).toMatchObject({ ...want, 'next-hop': RNH.ipv6 });
@@ -201,9 +227,12 @@ describe.skipIf(!available)('interop: vce <-> BIRD', () => {
   });
 
   it('LOCAL_PREF over iBGP: vce export sets 200 (seen by BIRD), BIRD sends 250 (seen by vce)', async () => {
-    const fromB = await waitFor(async () => findRoute(await bird.adjIn(B.addr, 'ipv4-unicast'), '10.32.0.0/16'), {
-      what: '10.32.0.0/16 from vce B on BIRD',
-    });
+    const fromB = await waitFor(
+      async () => findRoute(await bird.adjIn(B.addr, 'ipv4-unicast'), '10.32.0.0/16'),
+      {
+        what: '10.32.0.0/16 from vce B on BIRD',
+      },
+    );
     expect(fromB).toEqual({
       prefix: '10.32.0.0/16',
       nextHop: '198.51.100.32',
@@ -220,12 +249,17 @@ describe.skipIf(!available)('interop: vce <-> BIRD', () => {
       { what: '2001:db8:32::/48 from vce B on BIRD' },
     );
     expect(fromB6.localPref).toBe(200);
-    const onB = await waitFor(async () => b.best('ipv4-unicast', '10.33.2.0/24'), {
+    const onB = await poll(() => b.best('ipv4-unicast', '10.33.2.0/24'), {
       what: '10.33.2.0/24 from BIRD on vce B (iBGP)',
     });
-    expect(onB).toMatchObject({ 'local-pref': 250, 'as-path': '', communities: ['65002:250'], 'next-hop': RNH.ipv4 });
+    expect(onB).toMatchObject({
+      'local-pref': 250,
+      'as-path': '',
+      communities: ['65002:250'],
+      'next-hop': RNH.ipv4,
+    });
     // The eBGP route from A travels BIRD -> B over iBGP with BIRD's default LOCAL_PREF.
-    const transit = await waitFor(async () => b.best('ipv4-unicast', '10.31.0.0/16'), {
+    const transit = await poll(() => b.best('ipv4-unicast', '10.31.0.0/16'), {
       what: '10.31.0.0/16 via BIRD on vce B',
     });
     expect(transit).toMatchObject({ 'as-path': '65000', 'local-pref': 100, communities: ['65000:100'] });
@@ -244,25 +278,28 @@ describe.skipIf(!available)('interop: vce <-> BIRD', () => {
     a.agent.speaker.withdrawLocal(parsePrefix('10.31.99.0/24'));
     a.agent.speaker.withdrawLocal(parsePrefix('2001:db8:31:99::/64'));
     await waitFor(
-      async () => (findRoute(await bird.adjIn(A.addr, 'ipv4-unicast'), '10.31.99.0/24') === undefined ? true : undefined),
+      async () =>
+        findRoute(await bird.adjIn(A.addr, 'ipv4-unicast'), '10.31.99.0/24') === undefined ? true : undefined,
       { what: '10.31.99.0/24 withdrawn on BIRD' },
     );
     await waitFor(
       async () =>
-        findRoute(await bird.adjIn(A.addr, 'ipv6-unicast'), '2001:db8:31:99::/64') === undefined ? true : undefined,
+        findRoute(await bird.adjIn(A.addr, 'ipv6-unicast'), '2001:db8:31:99::/64') === undefined
+          ? true
+          : undefined,
       { what: '2001:db8:31:99::/64 withdrawn on BIRD' },
     );
     // BIRD -> vce (runtime static routes via `birdc configure`)
     await bird.addRoute('ipv4-unicast', '10.33.99.0/24');
     await bird.addRoute('ipv6-unicast', '2001:db8:33:99::/64');
-    await waitFor(async () => a.best('ipv4-unicast', '10.33.99.0/24'), { what: '10.33.99.0/24 on vce A' });
-    await waitFor(async () => a.best('ipv6-unicast', '2001:db8:33:99::/64'), { what: '2001:db8:33:99::/64 on vce A' });
+    await poll(() => a.best('ipv4-unicast', '10.33.99.0/24'), { what: '10.33.99.0/24 on vce A' });
+    await poll(() => a.best('ipv6-unicast', '2001:db8:33:99::/64'), { what: '2001:db8:33:99::/64 on vce A' });
     await bird.delRoute('ipv4-unicast', '10.33.99.0/24');
     await bird.delRoute('ipv6-unicast', '2001:db8:33:99::/64');
-    await waitFor(async () => (a.paths('ipv4-unicast', '10.33.99.0/24').length === 0 ? true : undefined), {
+    await poll(() => (a.paths('ipv4-unicast', '10.33.99.0/24').length === 0 ? true : undefined), {
       what: '10.33.99.0/24 withdrawn on vce A',
     });
-    await waitFor(async () => (a.paths('ipv6-unicast', '2001:db8:33:99::/64').length === 0 ? true : undefined), {
+    await poll(() => (a.paths('ipv6-unicast', '2001:db8:33:99::/64').length === 0 ? true : undefined), {
       what: '2001:db8:33:99::/64 withdrawn on vce A',
     });
   });
@@ -283,23 +320,23 @@ describe.skipIf(!available)('interop: vce <-> BIRD', () => {
     }
     await a.waitEstablished();
     await bird.waitEstablished(A.addr);
-    await waitFor(async () => a.best('ipv4-unicast', '10.33.1.0/24'), { what: '10.33.1.0/24 back on vce A' });
+    await poll(() => a.best('ipv4-unicast', '10.33.1.0/24'), { what: '10.33.1.0/24 back on vce A' });
     await waitFor(async () => findRoute(await bird.adjIn(A.addr, 'ipv4-unicast'), '10.31.0.0/16'), {
       what: '10.31.0.0/16 back on BIRD',
     });
   });
 
   it('route refresh: vce asks BIRD (API soft-reset-in) and BIRD re-sends', async () => {
-    await waitFor(async () => a.best('ipv4-unicast', '10.33.1.0/24'), { what: '10.33.1.0/24 on vce A' });
+    await poll(() => a.best('ipv4-unicast', '10.33.1.0/24'), { what: '10.33.1.0/24 on vce A' });
     const before = a.view().messages['updates-in'];
     expect((await action(a, 'soft-reset-in')).statusCode).toBe(200);
-    await waitFor(async () => (a.view().messages['updates-in'] > before ? true : undefined), {
+    await poll(() => (a.view().messages['updates-in'] > before ? true : undefined), {
       what: 'BIRD to re-send UPDATEs after ROUTE-REFRESH',
       describe: () => JSON.stringify(a.view()),
     });
     const before6 = a.view().messages['updates-in'];
     expect(a.agent.speaker.refreshFrom(a.peer(), 'ipv6-unicast')).toBe(true);
-    await waitFor(async () => (a.view().messages['updates-in'] > before6 ? true : undefined), {
+    await poll(() => (a.view().messages['updates-in'] > before6 ? true : undefined), {
       what: 'BIRD to re-send IPv6 UPDATEs after ROUTE-REFRESH',
     });
     expect(a.best('ipv4-unicast', '10.33.1.0/24')?.med).toBe(77);
@@ -309,7 +346,7 @@ describe.skipIf(!available)('interop: vce <-> BIRD', () => {
   it('route refresh: BIRD asks vce (reload in) and vce re-sends', async () => {
     const before = a.view().messages;
     await bird.softResetIn(A.addr);
-    await waitFor(async () => (a.view().messages['updates-out'] > before['updates-out'] ? true : undefined), {
+    await poll(() => (a.view().messages['updates-out'] > before['updates-out'] ? true : undefined), {
       what: 'vce to re-send UPDATEs after ROUTE-REFRESH from BIRD',
       describe: () => JSON.stringify(a.view()),
     });
@@ -362,7 +399,7 @@ describe.skipIf(!available)('interop: vce <-> BIRD', () => {
     expect(a.view()['last-error']).toMatch(/hold timer expired/);
     await a.waitEstablished(30_000);
     await bird.waitEstablished(A.addr, 30_000);
-    await waitFor(async () => a.best('ipv4-unicast', '10.33.1.0/24'), { what: '10.33.1.0/24 back on vce A' });
+    await poll(() => a.best('ipv4-unicast', '10.33.1.0/24'), { what: '10.33.1.0/24 back on vce A' });
     expect(b.peer().established).toBe(true);
   });
 });

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePrefix } from '../../src/lib/ip.ts';
 import { findRoute, freePort, requireDaemon, run, stopAll, waitFor } from './harness/common.ts';
 import { type GobgpDaemon, startGobgp } from './harness/gobgp.ts';
-import { startVce, taggingExport, type VceHandle } from './vce-agent.ts';
+import { poll, startVce, taggingExport, type VceHandle } from './vce-agent.ts';
 
 const available = [requireDaemon('gobgpd'), requireDaemon('gobgp')].every(Boolean);
 
@@ -45,8 +45,20 @@ describe.skipIf(!available)('interop: vce <-> gobgpd', () => {
           listenAddress: G.addr,
           listenPort: gPort,
           neighbors: [
-            { address: A.addr, peerAsn: A.asn, passive: true, holdTime: 3, families: ['ipv4-unicast', 'ipv6-unicast'] },
-            { address: B.addr, port: bPort, peerAsn: B.asn, holdTime: 30, families: ['ipv4-unicast', 'ipv6-unicast'] },
+            {
+              address: A.addr,
+              peerAsn: A.asn,
+              passive: true,
+              holdTime: 3,
+              families: ['ipv4-unicast', 'ipv6-unicast'],
+            },
+            {
+              address: B.addr,
+              port: bPort,
+              peerAsn: B.asn,
+              holdTime: 30,
+              families: ['ipv4-unicast', 'ipv6-unicast'],
+            },
           ],
         }),
       ),
@@ -86,7 +98,11 @@ describe.skipIf(!available)('interop: vce <-> gobgpd', () => {
           },
           networks: ['10.22.0.0/16', '2001:db8:22::/48'],
           policies: [
-            taggingExport('ibgp', { ipv4: '198.51.100.22', ipv6: '2001:db8:ffff::22' }, { 'set-local-pref': 200 }),
+            taggingExport(
+              'ibgp',
+              { ipv4: '198.51.100.22', ipv6: '2001:db8:ffff::22' },
+              { 'set-local-pref': 200 },
+            ),
           ],
         }),
       ),
@@ -138,9 +154,12 @@ describe.skipIf(!available)('interop: vce <-> gobgpd', () => {
   });
 
   it('vce -> gobgpd: IPv4 and IPv6 routes with communities, large/ext communities, MED, AS path', async () => {
-    const v4 = await waitFor(async () => findRoute(await gobgp.adjIn(A.addr, 'ipv4-unicast'), '10.21.0.0/16'), {
-      what: '10.21.0.0/16 from vce A on gobgpd',
-    });
+    const v4 = await waitFor(
+      async () => findRoute(await gobgp.adjIn(A.addr, 'ipv4-unicast'), '10.21.0.0/16'),
+      {
+        what: '10.21.0.0/16 from vce A on gobgpd',
+      },
+    );
     expect(v4).toEqual({
       prefix: '10.21.0.0/16',
       nextHop: '198.51.100.21',
@@ -151,9 +170,12 @@ describe.skipIf(!available)('interop: vce <-> gobgpd', () => {
       largeCommunities: ['65000:1:2'],
       extCommunities: ['rt:65000:7'],
     });
-    const v6 = await waitFor(async () => findRoute(await gobgp.adjIn(A.addr, 'ipv6-unicast'), '2001:db8:21::/48'), {
-      what: '2001:db8:21::/48 from vce A on gobgpd',
-    });
+    const v6 = await waitFor(
+      async () => findRoute(await gobgp.adjIn(A.addr, 'ipv6-unicast'), '2001:db8:21::/48'),
+      {
+        what: '2001:db8:21::/48 from vce A on gobgpd',
+      },
+    );
     expect(v6).toEqual({ ...v4, prefix: '2001:db8:21::/48', nextHop: '2001:db8:ffff::21' });
     // Best in gobgpd's Loc-RIB too.
     expect(findRoute(await gobgp.rib('ipv4-unicast'), '10.21.0.0/16')?.asPath).toEqual([65000]);
@@ -170,7 +192,7 @@ describe.skipIf(!available)('interop: vce <-> gobgpd', () => {
     };
     await gobgp.addRoute('ipv4-unicast', '10.23.1.0/24', attrs);
     await gobgp.addRoute('ipv6-unicast', '2001:db8:23:1::/64', attrs);
-    const v4 = await waitFor(async () => a.best('ipv4-unicast', '10.23.1.0/24'), {
+    const v4 = await poll(() => a.best('ipv4-unicast', '10.23.1.0/24'), {
       what: '10.23.1.0/24 from gobgpd on vce A',
     });
     // Communities are kept in the order received (gobgpd sends them as given).
@@ -184,7 +206,7 @@ describe.skipIf(!available)('interop: vce <-> gobgpd', () => {
       'ext-communities': ['rt:65001:5'],
       from: G.addr,
     });
-    const v6 = await waitFor(async () => a.best('ipv6-unicast', '2001:db8:23:1::/64'), {
+    const v6 = await poll(() => a.best('ipv6-unicast', '2001:db8:23:1::/64'), {
       what: '2001:db8:23:1::/64 from gobgpd on vce A',
     });
     expect(v6).toMatchObject({
@@ -199,9 +221,12 @@ describe.skipIf(!available)('interop: vce <-> gobgpd', () => {
   });
 
   it('LOCAL_PREF over iBGP: vce export sets 200 (seen by gobgpd), gobgpd sends 250 (seen by vce)', async () => {
-    const fromB = await waitFor(async () => findRoute(await gobgp.adjIn(B.addr, 'ipv4-unicast'), '10.22.0.0/16'), {
-      what: '10.22.0.0/16 from vce B on gobgpd',
-    });
+    const fromB = await waitFor(
+      async () => findRoute(await gobgp.adjIn(B.addr, 'ipv4-unicast'), '10.22.0.0/16'),
+      {
+        what: '10.22.0.0/16 from vce B on gobgpd',
+      },
+    );
     expect(fromB).toEqual({
       prefix: '10.22.0.0/16',
       nextHop: '198.51.100.22',
@@ -219,12 +244,17 @@ describe.skipIf(!available)('interop: vce <-> gobgpd', () => {
     );
     expect(fromB6.localPref).toBe(200);
     await gobgp.addRoute('ipv4-unicast', '10.23.2.0/24', { localPref: 250, communities: ['65001:250'] });
-    const onB = await waitFor(async () => b.best('ipv4-unicast', '10.23.2.0/24'), {
+    const onB = await poll(() => b.best('ipv4-unicast', '10.23.2.0/24'), {
       what: '10.23.2.0/24 from gobgpd on vce B (iBGP)',
     });
-    expect(onB).toMatchObject({ 'local-pref': 250, 'as-path': '', communities: ['65001:250'], 'next-hop': GNH.ipv4 });
+    expect(onB).toMatchObject({
+      'local-pref': 250,
+      'as-path': '',
+      communities: ['65001:250'],
+      'next-hop': GNH.ipv4,
+    });
     // The eBGP route from A travels gobgpd -> B over iBGP unchanged, with gobgpd's default LOCAL_PREF.
-    const transit = await waitFor(async () => b.best('ipv4-unicast', '10.21.0.0/16'), {
+    const transit = await poll(() => b.best('ipv4-unicast', '10.21.0.0/16'), {
       what: '10.21.0.0/16 via gobgpd on vce B',
     });
     expect(transit).toMatchObject({ 'as-path': '65000', 'local-pref': 100, communities: ['65000:100'] });
@@ -243,25 +273,30 @@ describe.skipIf(!available)('interop: vce <-> gobgpd', () => {
     a.agent.speaker.withdrawLocal(parsePrefix('10.21.99.0/24'));
     a.agent.speaker.withdrawLocal(parsePrefix('2001:db8:21:99::/64'));
     await waitFor(
-      async () => (findRoute(await gobgp.adjIn(A.addr, 'ipv4-unicast'), '10.21.99.0/24') === undefined ? true : undefined),
+      async () =>
+        findRoute(await gobgp.adjIn(A.addr, 'ipv4-unicast'), '10.21.99.0/24') === undefined
+          ? true
+          : undefined,
       { what: '10.21.99.0/24 withdrawn on gobgpd' },
     );
     await waitFor(
       async () =>
-        findRoute(await gobgp.adjIn(A.addr, 'ipv6-unicast'), '2001:db8:21:99::/64') === undefined ? true : undefined,
+        findRoute(await gobgp.adjIn(A.addr, 'ipv6-unicast'), '2001:db8:21:99::/64') === undefined
+          ? true
+          : undefined,
       { what: '2001:db8:21:99::/64 withdrawn on gobgpd' },
     );
     // gobgpd -> vce
     await gobgp.addRoute('ipv4-unicast', '10.23.99.0/24');
     await gobgp.addRoute('ipv6-unicast', '2001:db8:23:99::/64');
-    await waitFor(async () => a.best('ipv4-unicast', '10.23.99.0/24'), { what: '10.23.99.0/24 on vce A' });
-    await waitFor(async () => a.best('ipv6-unicast', '2001:db8:23:99::/64'), { what: '2001:db8:23:99::/64 on vce A' });
+    await poll(() => a.best('ipv4-unicast', '10.23.99.0/24'), { what: '10.23.99.0/24 on vce A' });
+    await poll(() => a.best('ipv6-unicast', '2001:db8:23:99::/64'), { what: '2001:db8:23:99::/64 on vce A' });
     await gobgp.delRoute('ipv4-unicast', '10.23.99.0/24');
     await gobgp.delRoute('ipv6-unicast', '2001:db8:23:99::/64');
-    await waitFor(async () => (a.paths('ipv4-unicast', '10.23.99.0/24').length === 0 ? true : undefined), {
+    await poll(() => (a.paths('ipv4-unicast', '10.23.99.0/24').length === 0 ? true : undefined), {
       what: '10.23.99.0/24 withdrawn on vce A',
     });
-    await waitFor(async () => (a.paths('ipv6-unicast', '2001:db8:23:99::/64').length === 0 ? true : undefined), {
+    await poll(() => (a.paths('ipv6-unicast', '2001:db8:23:99::/64').length === 0 ? true : undefined), {
       what: '2001:db8:23:99::/64 withdrawn on vce A',
     });
   });
@@ -274,23 +309,42 @@ describe.skipIf(!available)('interop: vce <-> gobgpd', () => {
   // EoR from a real daemon is covered in bird.test.ts.
   it('End-of-RIB: gobgpd records the End-of-RIB vce sent for both families', async () => {
     const n = JSON.parse(await gobgp.cli('neighbor', A.addr, '-j')) as {
-      afi_safis?: { config?: { family?: { afi?: number } }; mp_graceful_restart?: { state?: { end_of_rib_received?: boolean } } }[];
+      afi_safis?: {
+        config?: { family?: { afi?: number } };
+        mp_graceful_restart?: { state?: { end_of_rib_received?: boolean } };
+      }[];
     };
-    const eor = (n.afi_safis ?? []).map((f) => [f.config?.family?.afi, f.mp_graceful_restart?.state?.end_of_rib_received]);
-    expect(eor).toEqual(expect.arrayContaining([[1, true], [2, true]]));
+    const eor = (n.afi_safis ?? []).map((f) => [
+      f.config?.family?.afi,
+      f.mp_graceful_restart?.state?.end_of_rib_received,
+    ]);
+    expect(eor).toEqual(
+      expect.arrayContaining([
+        [1, true],
+        [2, true],
+      ]),
+    );
   });
 
   it.skip('End-of-RIB from gobgpd (needs graceful restart in the gobgpd harness config)', async () => {
     const since = Date.now();
     a.agent.speaker.stopPeer(a.peer());
-    await a.agent.api!.inject({ method: 'POST', url: `/api/v1/bgp/neighbors/${G.addr}/actions`, payload: { action: 'enable' } });
+    await a.agent.api!.inject({
+      method: 'POST',
+      url: `/api/v1/bgp/neighbors/${G.addr}/actions`,
+      payload: { action: 'enable' },
+    });
     for (const fam of ['ipv4-unicast', 'ipv6-unicast']) {
-      await a.waitEvent((e) => e.type === 'end-of-rib' && e.detail === fam && e.at >= since, `End-of-RIB ${fam} from gobgpd`, 20_000);
+      await a.waitEvent(
+        (e) => e.type === 'end-of-rib' && e.detail === fam && e.at >= since,
+        `End-of-RIB ${fam} from gobgpd`,
+        20_000,
+      );
     }
   });
 
   it('route refresh: vce asks gobgpd (API soft-reset-in) and gobgpd re-sends', async () => {
-    await waitFor(async () => a.best('ipv4-unicast', '10.23.1.0/24'), { what: '10.23.1.0/24 on vce A' });
+    await poll(() => a.best('ipv4-unicast', '10.23.1.0/24'), { what: '10.23.1.0/24 on vce A' });
     const before = a.view().messages['updates-in'];
     const res = await a.agent.api!.inject({
       method: 'POST',
@@ -298,14 +352,14 @@ describe.skipIf(!available)('interop: vce <-> gobgpd', () => {
       payload: { action: 'soft-reset-in' },
     });
     expect(res.statusCode).toBe(200);
-    await waitFor(async () => (a.view().messages['updates-in'] > before ? true : undefined), {
+    await poll(() => (a.view().messages['updates-in'] > before ? true : undefined), {
       what: 'gobgpd to re-send UPDATEs after ROUTE-REFRESH',
       describe: () => JSON.stringify(a.view()),
     });
     // refreshFrom directly, per family.
     const before6 = a.view().messages['updates-in'];
     expect(a.agent.speaker.refreshFrom(a.peer(), 'ipv6-unicast')).toBe(true);
-    await waitFor(async () => (a.view().messages['updates-in'] > before6 ? true : undefined), {
+    await poll(() => (a.view().messages['updates-in'] > before6 ? true : undefined), {
       what: 'gobgpd to re-send IPv6 UPDATEs after ROUTE-REFRESH',
     });
     expect(a.best('ipv4-unicast', '10.23.1.0/24')?.med).toBe(77);
@@ -317,16 +371,16 @@ describe.skipIf(!available)('interop: vce <-> gobgpd', () => {
   it.skip('route refresh: gobgpd asks vce and vce re-sends (gobgpd cannot send ROUTE-REFRESH)', async () => {
     const before = a.view().messages;
     await gobgp.softResetIn(A.addr, 'ipv4-unicast');
-    await waitFor(async () => (a.view().messages['updates-out'] > before['updates-out'] ? true : undefined), {
+    await poll(() => (a.view().messages['updates-out'] > before['updates-out'] ? true : undefined), {
       what: 'vce to re-send UPDATEs after ROUTE-REFRESH from gobgpd',
     });
   });
 
   it('gobgpd softresetout re-sends its Adj-RIB-Out to vce (updates-in increases)', async () => {
-    await waitFor(async () => a.best('ipv4-unicast', '10.23.1.0/24'), { what: '10.23.1.0/24 on vce A' });
+    await poll(() => a.best('ipv4-unicast', '10.23.1.0/24'), { what: '10.23.1.0/24 on vce A' });
     const before = a.view().messages['updates-in'];
     await gobgp.softResetOut(A.addr);
-    await waitFor(async () => (a.view().messages['updates-in'] > before ? true : undefined), {
+    await poll(() => (a.view().messages['updates-in'] > before ? true : undefined), {
       what: 'UPDATEs from gobgpd after softresetout',
     });
     expect(a.best('ipv4-unicast', '10.23.1.0/24')?.med).toBe(77);
@@ -380,7 +434,7 @@ describe.skipIf(!available)('interop: vce <-> gobgpd', () => {
     expect(a.view()['last-error']).toMatch(/hold timer expired/);
     await a.waitEstablished(30_000);
     await gobgp.waitEstablished(A.addr, 30_000);
-    await waitFor(async () => a.best('ipv4-unicast', '10.23.1.0/24'), { what: '10.23.1.0/24 back on vce A' });
+    await poll(() => a.best('ipv4-unicast', '10.23.1.0/24'), { what: '10.23.1.0/24 back on vce A' });
     // The iBGP session (hold 30 s) survived the pause.
     expect(b.peer().established).toBe(true);
   });
@@ -388,7 +442,17 @@ describe.skipIf(!available)('interop: vce <-> gobgpd', () => {
 
 /** NOTIFICATIONs gobgpd received from `neighbor` (from `gobgp neighbor X -j`). */
 async function gobgpNotificationsIn(g: GobgpDaemon, neighbor: string): Promise<number> {
-  const { stdout } = await run('gobgp', ['-u', '127.0.0.1', '-p', String(g.config.grpcPort), 'neighbor', neighbor, '-j']);
-  const n = JSON.parse(stdout) as { state?: { messages?: { received?: { notification?: number | string } } } };
+  const { stdout } = await run('gobgp', [
+    '-u',
+    '127.0.0.1',
+    '-p',
+    String(g.config.grpcPort),
+    'neighbor',
+    neighbor,
+    '-j',
+  ]);
+  const n = JSON.parse(stdout) as {
+    state?: { messages?: { received?: { notification?: number | string } } };
+  };
   return Number(n.state?.messages?.received?.notification ?? 0);
 }

@@ -71,12 +71,18 @@ export function taggingExport(
       {
         name: 'v4',
         conditions: { 'afi-safi-in': ['ipv4-unicast'] },
-        actions: { 'policy-result': 'accept-route', 'bgp-actions': { ...tags, 'set-next-hop': nextHops.ipv4 } },
+        actions: {
+          'policy-result': 'accept-route',
+          'bgp-actions': { ...tags, 'set-next-hop': nextHops.ipv4 },
+        },
       },
       {
         name: 'v6',
         conditions: { 'afi-safi-in': ['ipv6-unicast'] },
-        actions: { 'policy-result': 'accept-route', 'bgp-actions': { ...tags, 'set-next-hop': nextHops.ipv6 } },
+        actions: {
+          'policy-result': 'accept-route',
+          'bgp-actions': { ...tags, 'set-next-hop': nextHops.ipv6 },
+        },
       },
     ],
   };
@@ -113,7 +119,9 @@ export async function startVce(o: VceOptions): Promise<VceHandle> {
   const agent = await startAgent(cfg);
   const sp = agent.speaker;
   const events: RecordedEvent[] = [];
-  sp.on('peer-established', (p: Peer) => events.push({ type: 'peer-established', peer: p.cfg.address, at: Date.now() }));
+  sp.on('peer-established', (p: Peer) =>
+    events.push({ type: 'peer-established', peer: p.cfg.address, at: Date.now() }),
+  );
   sp.on('peer-down', (p: Peer, reason: string) =>
     events.push({ type: 'peer-down', peer: p.cfg.address, detail: reason, at: Date.now() }),
   );
@@ -138,13 +146,13 @@ export async function startVce(o: VceOptions): Promise<VceHandle> {
     paths: (family, prefix) => routeViews(sp, family, parsePrefix(prefix)).flatMap((r) => r.paths),
     best: (family, prefix) => h.paths(family, prefix).find((p) => p.best),
     waitEstablished: (timeoutMs = 20_000) =>
-      waitFor(async () => (h.peer().established ? true : undefined), {
+      poll(() => (h.peer().established ? true : undefined), {
         what: `vce ${o.listenAddress} session with ${addr} established`,
         timeoutMs,
         describe: () => JSON.stringify(h.view()),
       }).then(() => undefined),
     waitEvent: (pred, what, timeoutMs = 15_000) =>
-      waitFor(async () => events.find(pred), {
+      poll(() => events.find(pred), {
         what,
         timeoutMs,
         describe: () => `events: ${JSON.stringify(events)}`,
@@ -152,4 +160,9 @@ export async function startVce(o: VceOptions): Promise<VceHandle> {
     stop: () => agent.stop(),
   };
   return h;
+}
+
+/** `waitFor` for a synchronous probe of the in-process speaker. */
+export function poll<T>(fn: () => T | undefined, opts: Parameters<typeof waitFor>[1]): Promise<T> {
+  return waitFor(() => Promise.resolve(fn()), opts);
 }

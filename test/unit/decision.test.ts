@@ -48,13 +48,25 @@ const opts = (o: Partial<DecisionOptions> = {}): DecisionOptions => ({ ...DEFAUL
 const STEPS: { step: DecisionReason; better: Knobs; worse: Knobs }[] = [
   { step: 'local-pref', better: { attrs: { localPref: 200 } }, worse: { attrs: { localPref: 100 } } },
   { step: 'local-origin', better: { source: { local: true } }, worse: { source: { local: false } } },
-  { step: 'as-path-length', better: { attrs: { asPath: [seq(65001)] } }, worse: { attrs: { asPath: [seq(65001, 65002)] } } },
+  {
+    step: 'as-path-length',
+    better: { attrs: { asPath: [seq(65001)] } },
+    worse: { attrs: { asPath: [seq(65001, 65002)] } },
+  },
   { step: 'origin', better: { attrs: { origin: 0 } }, worse: { attrs: { origin: 2 } } },
   { step: 'med', better: { attrs: { med: 10 } }, worse: { attrs: { med: 20 } } },
   { step: 'ebgp-over-ibgp', better: { source: { ebgp: true } }, worse: { source: { ebgp: false } } },
   { step: 'router-id', better: { source: { bgpId: 1 } }, worse: { source: { bgpId: 2 } } },
-  { step: 'cluster-list-length', better: { attrs: { clusterList: [] } }, worse: { attrs: { clusterList: [7, 8] } } },
-  { step: 'peer-address', better: { source: { address: parseAddress('10.0.0.1') } }, worse: { source: { address: parseAddress('10.0.0.2') } } },
+  {
+    step: 'cluster-list-length',
+    better: { attrs: { clusterList: [] } },
+    worse: { attrs: { clusterList: [7, 8] } },
+  },
+  {
+    step: 'peer-address',
+    better: { source: { address: parseAddress('10.0.0.1') } },
+    worse: { source: { address: parseAddress('10.0.0.2') } },
+  },
   { step: 'path-id', better: { pathId: 1 }, worse: { pathId: 2 } },
 ];
 
@@ -69,23 +81,26 @@ function merge(list: Knobs[]): Knobs {
 }
 
 describe('each step decides, in order', () => {
-  it.each(STEPS.map((s, i) => [s.step, i] as const))('%s decides even when every later step favours the loser', (step, i) => {
-    const later = STEPS.slice(i + 1);
-    // winner: better at this step, worse at every later one; loser the opposite
-    const win = cand(merge([STEPS[i]!.better, ...later.map((s) => s.worse)]));
-    const lose = cand(merge([STEPS[i]!.worse, ...later.map((s) => s.better)]));
-    for (const o of [opts(), opts({ alwaysCompareMed: true })]) {
-      const ab = comparePaths(win, lose, o);
-      expect(ab.reason).toBe(step);
-      expect(ab.cmp).toBeLessThan(0);
-      const ba = comparePaths(lose, win, o);
-      expect(ba.reason).toBe(step);
-      expect(ba.cmp).toBeGreaterThan(0);
-      expect(explain(win, lose, o)).toBe(step);
-      expect(selectBest([lose, win], o)).toBe(1);
-      expect(selectBest([win, lose], o)).toBe(0);
-    }
-  });
+  it.each(STEPS.map((s, i) => [s.step, i] as const))(
+    '%s decides even when every later step favours the loser',
+    (step, i) => {
+      const later = STEPS.slice(i + 1);
+      // winner: better at this step, worse at every later one; loser the opposite
+      const win = cand(merge([STEPS[i]!.better, ...later.map((s) => s.worse)]));
+      const lose = cand(merge([STEPS[i]!.worse, ...later.map((s) => s.better)]));
+      for (const o of [opts(), opts({ alwaysCompareMed: true })]) {
+        const ab = comparePaths(win, lose, o);
+        expect(ab.reason).toBe(step);
+        expect(ab.cmp).toBeLessThan(0);
+        const ba = comparePaths(lose, win, o);
+        expect(ba.reason).toBe(step);
+        expect(ba.cmp).toBeGreaterThan(0);
+        expect(explain(win, lose, o)).toBe(step);
+        expect(selectBest([lose, win], o)).toBe(1);
+        expect(selectBest([win, lose], o)).toBe(0);
+      }
+    },
+  );
 
   it('identical candidates compare equal (path-id 0)', () => {
     expect(comparePaths(cand(), cand())).toEqual({ cmp: 0, reason: 'path-id' });
@@ -119,16 +134,28 @@ describe('AS_PATH length (RFC 4271 §9.1.2.2 a, RFC 5065 §5.3)', () => {
     expect(asPathLength([])).toBe(0);
     expect(asPathLength([seq(1, 2, 3)])).toBe(3);
     expect(asPathLength([seq(1), { type: AS_SET, asns: [2, 3, 4, 5] }])).toBe(2);
-    expect(asPathLength([{ type: AS_CONFED_SEQUENCE, asns: [64512, 64513] }, { type: AS_CONFED_SET, asns: [64514] }, seq(1)])).toBe(1);
+    expect(
+      asPathLength([
+        { type: AS_CONFED_SEQUENCE, asns: [64512, 64513] },
+        { type: AS_CONFED_SET, asns: [64514] },
+        seq(1),
+      ]),
+    ).toBe(1);
   });
   it('an AS_SET of four ASes beats a sequence of three', () => {
-    const withSet = cand({ attrs: { asPath: [seq(65001), { type: AS_SET, asns: [1, 2, 3, 4] }] }, source: { bgpId: 9 } });
+    const withSet = cand({
+      attrs: { asPath: [seq(65001), { type: AS_SET, asns: [1, 2, 3, 4] }] },
+      source: { bgpId: 9 },
+    });
     const three = cand({ attrs: { asPath: [seq(65001, 2, 3)] }, source: { bgpId: 1 } });
     expect(comparePaths(withSet, three)).toMatchObject({ reason: 'as-path-length' });
     expect(comparePaths(withSet, three).cmp).toBeLessThan(0);
   });
   it('confederation segments do not count', () => {
-    const confed = cand({ attrs: { asPath: [{ type: AS_CONFED_SEQUENCE, asns: [64512, 64513, 64514] }, seq(65001)] }, source: { bgpId: 9 } });
+    const confed = cand({
+      attrs: { asPath: [{ type: AS_CONFED_SEQUENCE, asns: [64512, 64513, 64514] }, seq(65001)] },
+      source: { bgpId: 9 },
+    });
     const two = cand({ attrs: { asPath: [seq(65001, 65002)] }, source: { bgpId: 1 } });
     expect(comparePaths(confed, two).cmp).toBeLessThan(0);
     expect(explain(confed, two)).toBe('as-path-length');
@@ -141,7 +168,8 @@ describe('AS_PATH length (RFC 4271 §9.1.2.2 a, RFC 5065 §5.3)', () => {
 });
 
 describe('MED (RFC 4271 §9.1.2.2 c)', () => {
-  const lowMedOtherAs = (): Candidate => cand({ attrs: { asPath: [seq(65002)], med: 1 }, source: { bgpId: 9 } });
+  const lowMedOtherAs = (): Candidate =>
+    cand({ attrs: { asPath: [seq(65002)], med: 1 }, source: { bgpId: 9 } });
   const highMed = (): Candidate => cand({ attrs: { asPath: [seq(65001)], med: 50 }, source: { bgpId: 1 } });
 
   it('is compared only within the same neighbouring AS by default', () => {
@@ -180,13 +208,24 @@ describe('MED (RFC 4271 §9.1.2.2 c)', () => {
     expect(comparePaths(A, B).cmp).toBeLessThan(0);
     expect(comparePaths(B, C).cmp).toBeLessThan(0);
     expect(comparePaths(C, A).cmp).toBeLessThan(0);
-    const orders = [[A, B, C], [A, C, B], [B, A, C], [B, C, A], [C, A, B], [C, B, A]];
+    const orders = [
+      [A, B, C],
+      [A, C, B],
+      [B, A, C],
+      [B, C, A],
+      [C, A, B],
+      [C, B, A],
+    ];
     for (const o of orders) expect(o[selectBest(o)]).toBe(C); // group 100 -> A; A vs C -> C (router id)
     // always-compare-med: C has the lowest MED overall
     for (const o of orders) expect(o[selectBest(o, opts({ alwaysCompareMed: true }))]).toBe(C);
     // move C's MED up: with always-compare-med A now wins, without it C still does
     const C2 = cand({ attrs: { asPath: [seq(200)], med: 15 }, source: { bgpId: 2 } });
-    for (const o of [[A, B, C2], [C2, B, A], [B, C2, A]]) {
+    for (const o of [
+      [A, B, C2],
+      [C2, B, A],
+      [B, C2, A],
+    ]) {
       expect(o[selectBest(o, opts({ alwaysCompareMed: true }))]).toBe(A);
       expect(o[selectBest(o)]).toBe(C2);
     }
@@ -333,7 +372,7 @@ describe('properties', () => {
     it(`selectBest (${label}) does not depend on input order and matches RFC elimination (seed ${SEED})`, () => {
       fc.assert(
         fc.property(withOrder, ([cs, shuffled]) => {
-          const a = cs[selectBest(cs, o)];
+          const a = cs[selectBest(cs, o)]!;
           const b = shuffled[selectBest(shuffled, o)];
           expect(b).toBe(a);
           expect(a).toBe(naiveBest(cs, o));
@@ -355,7 +394,16 @@ describe('well-known communities are precomputed on the set', () => {
     const t = new AttrSetTable();
     expect(t.create({ communities: [WellKnownCommunity.NO_EXPORT] }, 1).noExport).toBe(true);
     expect(t.create({ communities: [WellKnownCommunity.NO_EXPORT_SUBCONFED] }, 1).noExport).toBe(true);
-    expect(t.create({ communities: [WellKnownCommunity.NO_ADVERTISE] }, 1)).toMatchObject({ noAdvertise: true, noExport: false });
-    expect(t.create({}, 1)).toMatchObject({ noAdvertise: false, noExport: false, origin: 2, asPathLength: 0, neighborAs: 0 });
+    expect(t.create({ communities: [WellKnownCommunity.NO_ADVERTISE] }, 1)).toMatchObject({
+      noAdvertise: true,
+      noExport: false,
+    });
+    expect(t.create({}, 1)).toMatchObject({
+      noAdvertise: false,
+      noExport: false,
+      origin: 2,
+      asPathLength: 0,
+      neighborAs: 0,
+    });
   });
 });

@@ -11,7 +11,12 @@ import { AttrSetTable, type AttrSet } from '../../src/bgp/rib/attr-set.ts';
 import { DEFAULT_DECISION_OPTIONS, type PathSource } from '../../src/bgp/rib/decision.ts';
 import { FamilyRib } from '../../src/bgp/rib/family-rib.ts';
 import { AdjRibOut, WITHDRAW } from '../../src/bgp/rib/adj-out.ts';
-import { exportTransform, prependAs, type ExportSource, type ExportTarget } from '../../src/bgp/rib/export.ts';
+import {
+  exportTransform,
+  prependAs,
+  type ExportSource,
+  type ExportTarget,
+} from '../../src/bgp/rib/export.ts';
 import { deepFreeze } from './policy-helpers.ts';
 
 const SEED = 0x5eed;
@@ -23,7 +28,7 @@ function setup(family: 'ipv4-unicast' | 'ipv6-unicast' = 'ipv4-unicast') {
   const freed: number[] = [];
   table.onRelease((s) => freed.push(s.id));
   const rib = new FamilyRib(family, table);
-  /** A set with one reference held by the test, so only paths decide its lifetime when released. */
+  /** A fresh set (no references yet: the paths that use it decide its lifetime). */
   const make = (attrs: PathAttributes, source = 1): AttrSet => table.create(attrs, source);
   return { table, rib, freed, make };
 }
@@ -182,7 +187,8 @@ describe('FamilyRib IPv4 hash table', () => {
     const wrong: string[] = []; // collected, not asserted one by one (100k expect calls are slow)
     for (const [addr, len] of keys) {
       const d = rib.findV4(addr, len);
-      if (d !== ref.get(`${addr}/${len}`) || rib.v4Addr(d) !== addr || rib.v4Len(d) !== len) wrong.push(`${addr}/${len}`);
+      if (d !== ref.get(`${addr}/${len}`) || rib.v4Addr(d) !== addr || rib.v4Len(d) !== len)
+        wrong.push(`${addr}/${len}`);
     }
     expect(wrong).toEqual([]);
     // absent keys: fresh /32 addresses
@@ -312,7 +318,12 @@ describe('AdjRibOut', () => {
     expect(adj.groups.size).toBe(2);
     expect(adj.isDue(0, 5)).toBe(true);
     expect(adj.isDue(0, 6)).toBe(false);
-    expect(packAll(adj)).toEqual(new Map([[5, [0, 1, 3]], [6, [2]]]));
+    expect(packAll(adj)).toEqual(
+      new Map([
+        [5, [0, 1, 3]],
+        [6, [2]],
+      ]),
+    );
     expect(adj.advertised).toBe(4);
     adj.set(1, -1);
     adj.set(2, -1);
@@ -372,7 +383,12 @@ describe('AdjRibOut', () => {
     adj.set(0, 6);
     adj.set(0, 5); // back to adv
     adj.set(0, 6);
-    expect(packAll(adj)).toEqual(new Map([[5, [1]], [6, [0]]]));
+    expect(packAll(adj)).toEqual(
+      new Map([
+        [5, [1]],
+        [6, [0]],
+      ]),
+    );
   });
 
   it('reset forgets everything; resendAll queues every wanted destination again', () => {
@@ -385,7 +401,12 @@ describe('AdjRibOut', () => {
     adj.set(3, 6); // queued, not yet sent
     adj.resendAll(8);
     expect(adj.advertised).toBe(0);
-    expect(packAll(adj)).toEqual(new Map([[5, [0, 1]], [6, [2, 3]]]));
+    expect(packAll(adj)).toEqual(
+      new Map([
+        [5, [0, 1]],
+        [6, [2, 3]],
+      ]),
+    );
     expect(adj.advertised).toBe(4);
     adj.reset();
     expect(adj.advertised).toBe(0);
@@ -426,7 +447,14 @@ const set = (a: PathAttributes): AttrSet => table.create(deepFreeze(a), 1);
 const EBGP_SRC: ExportSource = { local: false, ebgp: true, bgpId: 0x0a000001, rrClient: false };
 const IBGP_SRC: ExportSource = { local: false, ebgp: false, bgpId: 0x0a000003, rrClient: false };
 const LOCAL_SRC: ExportSource = { local: true, ebgp: false, bgpId: 0, rrClient: false };
-const EBGP_DST: ExportTarget = { ebgp: true, rrClient: false, localAsn: 65000, clusterId: 0x0a0000fe, nextHopSelf: false, selfNextHop: SELF };
+const EBGP_DST: ExportTarget = {
+  ebgp: true,
+  rrClient: false,
+  localAsn: 65000,
+  clusterId: 0x0a0000fe,
+  nextHopSelf: false,
+  selfNextHop: SELF,
+};
 const IBGP_DST: ExportTarget = { ...EBGP_DST, ebgp: false };
 
 describe('exportTransform', () => {
@@ -435,17 +463,20 @@ describe('exportTransform', () => {
     const out = exportTransform(s, EBGP_SRC, EBGP_DST)!;
     expect(out.asPath).toEqual([seq(65000, 65001, 65009)]);
     expect(out.nextHop).toEqual(SELF);
-    expect(out).not.toHaveProperty('localPref');
-    expect(out).not.toHaveProperty('med');
-    expect(out).not.toHaveProperty('originatorId');
-    expect(out).not.toHaveProperty('clusterList');
-    expect(out).not.toHaveProperty('linkLocalNextHop');
+    expect(out.localPref).toBeUndefined();
+    expect(out.med).toBeUndefined();
+    expect(out.originatorId).toBeUndefined();
+    expect(out.clusterList).toBeUndefined();
+    expect(out.linkLocalNextHop).toBeUndefined();
     expect(out.communities).toEqual(FULL.communities);
     expect(s.attrs).toEqual(FULL); // the shared set is untouched
     // our own route keeps its MED (RFC 4271 §5.1.4)
-    expect(exportTransform(set({ origin: 0, asPath: [], med: 7 }), LOCAL_SRC, EBGP_DST)).toMatchObject({ med: 7, asPath: [seq(65000)] });
+    expect(exportTransform(set({ origin: 0, asPath: [], med: 7 }), LOCAL_SRC, EBGP_DST)).toMatchObject({
+      med: 7,
+      asPath: [seq(65000)],
+    });
     // from iBGP to eBGP: the same rules
-    expect(exportTransform(s, IBGP_SRC, EBGP_DST)).not.toHaveProperty('localPref');
+    expect(exportTransform(s, IBGP_SRC, EBGP_DST)!.localPref).toBeUndefined();
   });
 
   it('prepend starts a new segment before an AS_SET or a full sequence', () => {
@@ -457,16 +488,26 @@ describe('exportTransform', () => {
   });
 
   it('iBGP: LOCAL_PREF defaults to 100, next hop kept unless next-hop-self or our own route', () => {
-    const fromEbgp = exportTransform(set({ origin: 0, asPath: [seq(65001)], nextHop: NH }), EBGP_SRC, IBGP_DST)!;
+    const fromEbgp = exportTransform(
+      set({ origin: 0, asPath: [seq(65001)], nextHop: NH }),
+      EBGP_SRC,
+      IBGP_DST,
+    )!;
     expect(fromEbgp.localPref).toBe(100);
     expect(fromEbgp.nextHop).toEqual(NH);
     expect(fromEbgp.asPath).toEqual([seq(65001)]); // no prepend inside the AS
-    expect(exportTransform(set({ ...FULL, originatorId: undefined, clusterList: undefined }), EBGP_SRC, IBGP_DST)!.localPref).toBe(150);
-    const nhs = exportTransform(set({ origin: 0, asPath: [seq(65001)], nextHop: NH }), EBGP_SRC, { ...IBGP_DST, nextHopSelf: true })!;
+    expect(
+      exportTransform(set({ ...FULL, originatorId: undefined, clusterList: undefined }), EBGP_SRC, IBGP_DST)!
+        .localPref,
+    ).toBe(150);
+    const nhs = exportTransform(set({ origin: 0, asPath: [seq(65001)], nextHop: NH }), EBGP_SRC, {
+      ...IBGP_DST,
+      nextHopSelf: true,
+    })!;
     expect(nhs.nextHop).toEqual(SELF);
     const own = exportTransform(set({ origin: 0, nextHop: new Uint8Array(4) }), LOCAL_SRC, IBGP_DST)!;
     expect(own).toMatchObject({ nextHop: SELF, localPref: 100, asPath: [] });
-    expect(own).not.toHaveProperty('originatorId');
+    expect(own.originatorId).toBeUndefined();
   });
 
   it('no iBGP to iBGP without route reflection (RFC 4456 §6)', () => {
@@ -488,7 +529,7 @@ describe('exportTransform', () => {
     expect(again.originatorId).toBe(FULL.originatorId);
     expect(again.clusterList).toEqual([EBGP_DST.clusterId, ...FULL.clusterList!]);
     // eBGP-learned and local routes are not "reflected"
-    expect(exportTransform(s, EBGP_SRC, { ...IBGP_DST, rrClient: true })).not.toHaveProperty('originatorId');
+    expect(exportTransform(s, EBGP_SRC, { ...IBGP_DST, rrClient: true })!.originatorId).toBeUndefined();
   });
 
   it('NO_EXPORT (and NO_EXPORT_SUBCONFED) stay inside the AS; NO_ADVERTISE goes nowhere (RFC 1997)', () => {
@@ -497,24 +538,39 @@ describe('exportTransform', () => {
       expect(exportTransform(s, EBGP_SRC, EBGP_DST)).toBeUndefined();
       expect(exportTransform(s, EBGP_SRC, IBGP_DST)).toBeDefined();
     }
-    const na = set({ origin: 0, asPath: [seq(65001)], nextHop: NH, communities: [WellKnownCommunity.NO_ADVERTISE] });
+    const na = set({
+      origin: 0,
+      asPath: [seq(65001)],
+      nextHop: NH,
+      communities: [WellKnownCommunity.NO_ADVERTISE],
+    });
     expect(exportTransform(na, EBGP_SRC, EBGP_DST)).toBeUndefined();
     expect(exportTransform(na, EBGP_SRC, IBGP_DST)).toBeUndefined();
-    expect(exportTransform(na, { ...IBGP_SRC, rrClient: true }, { ...IBGP_DST, rrClient: true })).toBeUndefined();
+    expect(
+      exportTransform(na, { ...IBGP_SRC, rrClient: true }, { ...IBGP_DST, rrClient: true }),
+    ).toBeUndefined();
     expect(exportTransform(na, LOCAL_SRC, IBGP_DST)).toBeUndefined();
   });
 
   it('IPv6: a link-local next hop is set with next-hop-self and dropped toward eBGP without one', () => {
     const ll = parseAddress('fe80::1');
     const gl = parseAddress('2001:db8::1');
-    const s = table.create({ origin: 0, asPath: [seq(65001)], nextHop: parseAddress('2001:db8::99'), linkLocalNextHop: parseAddress('fe80::99') }, 1);
+    const s = table.create(
+      {
+        origin: 0,
+        asPath: [seq(65001)],
+        nextHop: parseAddress('2001:db8::99'),
+        linkLocalNextHop: parseAddress('fe80::99'),
+      },
+      1,
+    );
     const ebgp = exportTransform(s, EBGP_SRC, { ...EBGP_DST, selfNextHop: gl })!;
     expect(ebgp.nextHop).toEqual(gl);
-    expect(ebgp).not.toHaveProperty('linkLocalNextHop');
+    expect(ebgp.linkLocalNextHop).toBeUndefined();
     const withLl = exportTransform(s, EBGP_SRC, { ...EBGP_DST, selfNextHop: gl, selfLinkLocal: ll })!;
     expect(withLl.linkLocalNextHop).toEqual(ll);
     const ibgpSelf = exportTransform(s, EBGP_SRC, { ...IBGP_DST, nextHopSelf: true, selfNextHop: gl })!;
     expect(ibgpSelf.nextHop).toEqual(gl);
-    expect(ibgpSelf).not.toHaveProperty('linkLocalNextHop');
+    expect(ibgpSelf.linkLocalNextHop).toBeUndefined();
   });
 });

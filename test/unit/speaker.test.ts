@@ -51,7 +51,11 @@ const POLICIES: PolicyBook = compilePolicies({
     {
       name: 'no-blocked',
       statements: [
-        { name: 'drop', conditions: { 'match-prefix-set': { 'prefix-set': 'blocked' } }, actions: { 'policy-result': 'reject-route' } },
+        {
+          name: 'drop',
+          conditions: { 'match-prefix-set': { 'prefix-set': 'blocked' } },
+          actions: { 'policy-result': 'reject-route' },
+        },
         { name: 'rest', actions: { 'policy-result': 'accept-route' } },
       ],
     },
@@ -159,7 +163,12 @@ async function pair(o: {
 }): Promise<{ a: Speaker; b: Speaker }> {
   const asnA = o.a?.asn ?? 65001;
   const asnB = o.b?.asn ?? 65002;
-  const b = await node(B, { listen: true, ...o.b, asn: asnB, neighbors: [neighbor(A, asnA, { passive: true, ...o.toA })] });
+  const b = await node(B, {
+    listen: true,
+    ...o.b,
+    asn: asnB,
+    neighbors: [neighbor(A, asnA, { passive: true, ...o.toA })],
+  });
   const a = await node(A, {
     ...o.a,
     asn: asnA,
@@ -208,7 +217,9 @@ class RawPeer {
 
   /** OPEN and KEEPALIVE exchange: returns once the speaker's KEEPALIVE arrived. */
   async handshake(asn: number, holdTime: number): Promise<void> {
-    this.send(encodeOpen(buildOpen({ localAsn: asn, routerId: 0x05050505, holdTime, families: ['ipv4-unicast'] })));
+    this.send(
+      encodeOpen(buildOpen({ localAsn: asn, routerId: 0x05050505, holdTime, families: ['ipv4-unicast'] })),
+    );
     await waitFor(() => this.count(MessageType.OPEN) > 0, 'the OPEN of the speaker');
     this.send(encodeKeepalive());
     await waitFor(() => this.count(MessageType.KEEPALIVE) > 0, 'the KEEPALIVE of the speaker');
@@ -226,7 +237,8 @@ const AS_PATH_65005 = '40 02 06 02 01 00 00 fd ed';
 const NEXT_HOP_RAW = '40 03 04 7f 00 00 05';
 const NLRI_10_55 = hex`10 0a 37 # 10.55.0.0/16`;
 
-const goodUpdate = (): Uint8Array => encodeUpdate({ attributes: hex(`${ORIGIN_IGP} ${AS_PATH_65005} ${NEXT_HOP_RAW}`), nlri: NLRI_10_55 });
+const goodUpdate = (): Uint8Array =>
+  encodeUpdate({ attributes: hex(`${ORIGIN_IGP} ${AS_PATH_65005} ${NEXT_HOP_RAW}`), nlri: NLRI_10_55 });
 
 // ------------------------------------------------------------------------------ tests
 
@@ -272,7 +284,12 @@ describe('sessions and route exchange', () => {
 
     const views = neighborViews(b);
     expect(views).toHaveLength(1);
-    expect(views[0]).toMatchObject({ address: A, 'peer-asn': 65001, state: 'established', 'router-id': '10.0.0.2' });
+    expect(views[0]).toMatchObject({
+      address: A,
+      'peer-asn': 65001,
+      state: 'established',
+      'router-id': '10.0.0.2',
+    });
     expect(views[0]!['afi-safis']['ipv4-unicast']).toEqual({ received: 2, accepted: 2, advertised: 1 });
     expect(views[0]!['afi-safis']['ipv6-unicast']).toEqual({ received: 1, accepted: 1, advertised: 1 });
   });
@@ -295,7 +312,12 @@ describe('sessions and route exchange', () => {
       [A, 'ipv6-unicast'],
     ]);
     // each family's table came before its End-of-RIB
-    expect(receivedAtEor).toEqual(new Map([['ipv4-unicast', 2], ['ipv6-unicast', 1]]));
+    expect(receivedAtEor).toEqual(
+      new Map([
+        ['ipv4-unicast', 2],
+        ['ipv6-unicast', 1],
+      ]),
+    );
   });
 
   it('iBGP carries LOCAL_PREF (100 by default) and needs no policy', async () => {
@@ -335,7 +357,11 @@ describe('sessions and route exchange', () => {
     });
     const r = await waitFor(() => route(b, 'ipv4-unicast', '10.1.0.0/16'), 'the route kept pre-policy at B');
     expect(r.paths[0]).toMatchObject({ best: false, reason: 'rejected-by-policy' });
-    expect(neighborViews(b)[0]!['afi-safis']['ipv4-unicast']).toEqual({ received: 1, accepted: 0, advertised: 0 });
+    expect(neighborViews(b)[0]!['afi-safis']['ipv4-unicast']).toEqual({
+      received: 1,
+      accepted: 0,
+      advertised: 0,
+    });
     expect(b.rib('ipv4-unicast').countBest()).toBe(1); // only its own network
     // B sent nothing but End-of-RIB: A holds no path from B
     await waitFor(() => peer(b, A).eorPending.size === 0, 'B done with its initial table');
@@ -362,7 +388,12 @@ describe('session management', () => {
     const b = await node(B, {
       listen: true,
       asn: 65002,
-      neighbors: [neighbor(A, 65001, { passive: true, maxPrefix: { 'ipv4-unicast': { limit: 2, warningThresholdPct: 75, restartSeconds: 0 } } })],
+      neighbors: [
+        neighbor(A, 65001, {
+          passive: true,
+          maxPrefix: { 'ipv4-unicast': { limit: 2, warningThresholdPct: 75, restartSeconds: 0 } },
+        }),
+      ],
     });
     const a = await node(A, {
       asn: 65001,
@@ -382,22 +413,33 @@ describe('session management', () => {
     const { a, b } = await pair({ a: { networks: ['10.1.0.0/16', '2001:db8:1::/48'] } });
     await hasRoute(b, 'ipv4-unicast', '10.1.0.0/16');
     await hasRoute(b, 'ipv6-unicast', '2001:db8:1::/48');
-    await waitFor(() => peer(a, B).eorPending.size === 0 && peer(b, A).stats.updatesIn >= 4, 'the initial table and EoRs at B');
+    await waitFor(
+      () => peer(a, B).eorPending.size === 0 && peer(b, A).stats.updatesIn >= 4,
+      'the initial table and EoRs at B',
+    );
     const app = await buildAgentApi({ speaker: b });
     cleanups.push(() => app.close());
     const before = peer(b, A).stats.updatesIn;
     const outBefore = peer(a, B).stats.updatesOut;
-    const res = await app.inject({ method: 'POST', url: `/api/v1/bgp/neighbors/${A}/actions`, payload: { action: 'soft-reset-in' } });
+    const res = await app.inject({
+      method: 'POST',
+      url: `/api/v1/bgp/neighbors/${A}/actions`,
+      payload: { action: 'soft-reset-in' },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ ok: true });
-    expect(res.json().detail).toMatch(/ipv4-unicast/);
+    expect(res.json<{ detail: string }>().detail).toMatch(/ipv4-unicast/);
     await waitFor(() => peer(b, A).stats.updatesIn >= before + 2, 'the re-sent UPDATEs');
     expect(peer(a, B).stats.updatesOut).toBeGreaterThanOrEqual(outBefore + 2);
     expect(route(b, 'ipv4-unicast', '10.1.0.0/16')!.paths).toHaveLength(1);
     expect(peer(b, A).stats.flaps).toBe(0);
     // one family only
-    const one = await app.inject({ method: 'POST', url: `/api/v1/bgp/neighbors/${A}/actions`, payload: { action: 'soft-reset-in', 'afi-safi': 'ipv6-unicast' } });
-    expect(one.json().detail).toBe('route refresh sent for ipv6-unicast');
+    const one = await app.inject({
+      method: 'POST',
+      url: `/api/v1/bgp/neighbors/${A}/actions`,
+      payload: { action: 'soft-reset-in', 'afi-safi': 'ipv6-unicast' },
+    });
+    expect(one.json<{ detail: string }>().detail).toBe('route refresh sent for ipv6-unicast');
   });
 
   it('stop() closes every session with Cease/2 and the shutdown message', async () => {
@@ -415,7 +457,11 @@ describe('session management', () => {
   });
 
   it('hold timer: a peer that goes silent is dropped after the 3 s hold time', async () => {
-    const a = await node(A, { listen: true, asn: 65001, neighbors: [neighbor(RAW, 65005, { passive: true, holdTime: 3 })] });
+    const a = await node(A, {
+      listen: true,
+      asn: 65001,
+      neighbors: [neighbor(RAW, 65005, { passive: true, holdTime: 3 })],
+    });
     const down = record<[Peer, string]>(a, 'peer-down');
     const raw = await RawPeer.connect(A, a.listenPort!, RAW);
     await raw.handshake(65005, 3);
@@ -476,8 +522,16 @@ describe('more than two speakers', () => {
       networks: ['10.2.0.0/16'],
       neighbors: [neighbor(A, 65001, { passive: true }), neighbor(C, 65003, { passive: true })],
     });
-    const a = await node(A, { asn: 65001, networks: ['10.1.0.0/16'], neighbors: [neighbor(B, 65002, { remotePort: b.listenPort!, localAddress: A })] });
-    const c = await node(C, { asn: 65003, networks: ['10.3.0.0/16'], neighbors: [neighbor(B, 65002, { remotePort: b.listenPort!, localAddress: C })] });
+    const a = await node(A, {
+      asn: 65001,
+      networks: ['10.1.0.0/16'],
+      neighbors: [neighbor(B, 65002, { remotePort: b.listenPort!, localAddress: A })],
+    });
+    const c = await node(C, {
+      asn: 65003,
+      networks: ['10.3.0.0/16'],
+      neighbors: [neighbor(B, 65002, { remotePort: b.listenPort!, localAddress: C })],
+    });
     await Promise.all([established(a, B), established(c, B), established(b, A), established(b, C)]);
     const atC = await hasRoute(c, 'ipv4-unicast', '10.1.0.0/16');
     expect(atC.paths[0]).toMatchObject({ 'as-path': '65002 65001', 'next-hop': B, from: B });
@@ -508,7 +562,10 @@ describe('more than two speakers', () => {
   });
 
   it('ADD-PATH is not negotiated when only one side configures it', async () => {
-    const { a, b } = await pair({ b: { networks: ['10.2.0.0/16'] }, toB: { addPath: { 'ipv4-unicast': 'receive' } } });
+    const { a, b } = await pair({
+      b: { networks: ['10.2.0.0/16'] },
+      toB: { addPath: { 'ipv4-unicast': 'receive' } },
+    });
     expect(peer(a, B).negotiated!.ctx.addPathRx.size).toBe(0);
     expect(peer(b, A).negotiated!.ctx.addPathTx.size).toBe(0);
     expect((await hasRoute(a, 'ipv4-unicast', '10.2.0.0/16')).paths[0]!['path-id']).toBe(0);
@@ -522,9 +579,16 @@ describe('malformed UPDATEs from one peer (RFC 7606)', () => {
       listen: true,
       asn: 65001,
       networks: ['10.1.0.0/16'],
-      neighbors: [neighbor(RAW, 65005, { passive: true, families: ['ipv4-unicast'] }), neighbor(B, 65002, { passive: true })],
+      neighbors: [
+        neighbor(RAW, 65005, { passive: true, families: ['ipv4-unicast'] }),
+        neighbor(B, 65002, { passive: true }),
+      ],
     });
-    const b = await node(B, { asn: 65002, networks: ['10.2.0.0/16'], neighbors: [neighbor(A, 65001, { remotePort: a.listenPort!, localAddress: B })] });
+    const b = await node(B, {
+      asn: 65002,
+      networks: ['10.2.0.0/16'],
+      neighbors: [neighbor(A, 65001, { remotePort: a.listenPort!, localAddress: B })],
+    });
     await Promise.all([established(a, B), established(b, A)]);
     const raw = await RawPeer.connect(A, a.listenPort!, RAW);
     await raw.handshake(65005, 90);
@@ -550,11 +614,13 @@ describe('malformed UPDATEs from one peer (RFC 7606)', () => {
 
   it('an invalid ORIGIN value is treat-as-withdraw: the prefix disappears, the session stays up', async () => {
     const { a, b, raw, errors } = await setup();
-    raw.send(encodeUpdate({
-      attributes: hex`40 01 01 07 # ORIGIN 7: invalid (RFC 7606 §7.1)
+    raw.send(
+      encodeUpdate({
+        attributes: hex`40 01 01 07 # ORIGIN 7: invalid (RFC 7606 §7.1)
                        ${AS_PATH_65005} ${NEXT_HOP_RAW}`,
-      nlri: NLRI_10_55,
-    }));
+        nlri: NLRI_10_55,
+      }),
+    );
     await noRoute(a, 'ipv4-unicast', '10.55.0.0/16');
     await noRoute(b, 'ipv4-unicast', '10.55.0.0/16');
     expect(errors).toHaveLength(1);
@@ -570,11 +636,13 @@ describe('malformed UPDATEs from one peer (RFC 7606)', () => {
 
   it('an attribute length overrunning the section is treat-as-withdraw when NLRI is present', async () => {
     const { a, b, raw, errors } = await setup();
-    raw.send(encodeUpdate({
-      attributes: hex`${ORIGIN_IGP} ${AS_PATH_65005} ${NEXT_HOP_RAW}
+    raw.send(
+      encodeUpdate({
+        attributes: hex`${ORIGIN_IGP} ${AS_PATH_65005} ${NEXT_HOP_RAW}
                        c0 08 08 fd ed 00 01 # COMMUNITIES claims 8 bytes, 4 are left (RFC 7606 §4)`,
-      nlri: NLRI_10_55,
-    }));
+        nlri: NLRI_10_55,
+      }),
+    );
     await noRoute(a, 'ipv4-unicast', '10.55.0.0/16');
     await noRoute(b, 'ipv4-unicast', '10.55.0.0/16');
     expect(errors[0]![1][0]).toMatchObject({ action: 'treat-as-withdraw', subcode: 1 });
@@ -586,7 +654,9 @@ describe('malformed UPDATEs from one peer (RFC 7606)', () => {
   it('the same overrun without NLRI resets that session only (RFC 7606 §5.2)', async () => {
     const { a, b, raw } = await setup();
     const down = record<[Peer, string]>(a, 'peer-down');
-    raw.send(encodeUpdate({ attributes: hex`${ORIGIN_IGP} c0 08 08 fd ed 00 01 # overrun, nothing to withdraw` }));
+    raw.send(
+      encodeUpdate({ attributes: hex`${ORIGIN_IGP} c0 08 08 fd ed 00 01 # overrun, nothing to withdraw` }),
+    );
     const n = await waitFor(() => raw.notification(), 'a NOTIFICATION to the raw peer');
     expect(n).toMatchObject({ code: NotificationCode.UPDATE_MESSAGE_ERROR, subcode: 1 });
     const [p] = await waitFor(() => down[0], 'the raw session down');

@@ -78,7 +78,8 @@ export class AttrSetTable {
       clusterListLength: attrs.clusterList?.length ?? 0,
       noExport:
         comm !== undefined &&
-        (comm.includes(WellKnownCommunity.NO_EXPORT) || comm.includes(WellKnownCommunity.NO_EXPORT_SUBCONFED)),
+        (comm.includes(WellKnownCommunity.NO_EXPORT) ||
+          comm.includes(WellKnownCommunity.NO_EXPORT_SUBCONFED)),
       noAdvertise: comm !== undefined && comm.includes(WellKnownCommunity.NO_ADVERTISE),
     };
     this.sets[id] = set;

@@ -105,7 +105,10 @@ export function comparePaths(
 }
 
 /** Index of the best candidate (-1 for none). Deterministic regardless of input order. */
-export function selectBest(cands: readonly Candidate[], opts: DecisionOptions = DEFAULT_DECISION_OPTIONS): number {
+export function selectBest(
+  cands: readonly Candidate[],
+  opts: DecisionOptions = DEFAULT_DECISION_OPTIONS,
+): number {
   const n = cands.length;
   if (n === 0) return -1;
   if (n === 1) return 0;
@@ -130,7 +133,11 @@ export function selectBest(cands: readonly Candidate[], opts: DecisionOptions = 
 }
 
 /** Why `best` beat `other`: the first decision step that separated them. */
-export function explain(best: Candidate, other: Candidate, opts: DecisionOptions = DEFAULT_DECISION_OPTIONS): DecisionReason {
+export function explain(
+  best: Candidate,
+  other: Candidate,
+  opts: DecisionOptions = DEFAULT_DECISION_OPTIONS,
+): DecisionReason {
   const same = best.attr.neighborAs === other.attr.neighborAs || opts.alwaysCompareMed;
   return comparePaths(best, other, opts, same).reason;
 }

@@ -34,11 +34,19 @@ export interface ExportTarget {
 
 export type ExportAttrs = PathAttributes & { readonly linkLocalNextHop?: Uint8Array };
 
-export function prependAs(path: readonly AsPathSegment[] | undefined, asn: number, times = 1): AsPathSegment[] {
+export function prependAs(
+  path: readonly AsPathSegment[] | undefined,
+  asn: number,
+  times = 1,
+): AsPathSegment[] {
   const segs = path === undefined ? [] : [...path];
   const first = segs[0];
   const add = new Array<number>(times).fill(asn);
-  if (first !== undefined && first.type === AsPathSegmentType.AS_SEQUENCE && first.asns.length + times <= 255) {
+  if (
+    first !== undefined &&
+    first.type === AsPathSegmentType.AS_SEQUENCE &&
+    first.asns.length + times <= 255
+  ) {
     segs[0] = { type: AsPathSegmentType.AS_SEQUENCE, asns: [...add, ...first.asns] };
   } else {
     segs.unshift({ type: AsPathSegmentType.AS_SEQUENCE, asns: add });
@@ -50,33 +58,46 @@ export function exportTransform(set: AttrSet, src: ExportSource, dst: ExportTarg
   if (set.noAdvertise) return undefined;
   if (dst.ebgp && set.noExport) return undefined;
   const a = set.attrs;
+  // Objects are built with a fixed field order and never `delete`d from, so V8 keeps them in
+  // fast mode (a deleted property turns an object into a slow dictionary).
   if (dst.ebgp) {
-    const out: { -readonly [K in keyof ExportAttrs]: ExportAttrs[K] } = {
-      ...a,
+    return {
+      origin: a.origin,
       asPath: prependAs(a.asPath, dst.localAsn),
       nextHop: dst.selfNextHop,
+      med: src.local ? a.med : undefined,
+      localPref: undefined,
+      atomicAggregate: a.atomicAggregate,
+      aggregator: a.aggregator,
+      communities: a.communities,
+      originatorId: undefined,
+      clusterList: undefined,
+      extCommunities: a.extCommunities,
+      largeCommunities: a.largeCommunities,
+      otc: a.otc,
+      unknown: a.unknown,
       linkLocalNextHop: dst.selfLinkLocal,
     };
-    delete out.localPref;
-    delete out.originatorId;
-    delete out.clusterList;
-    if (!src.local) delete out.med;
-    if (out.linkLocalNextHop === undefined) delete out.linkLocalNextHop;
-    return out;
   }
   // iBGP target
   const reflect = !src.local && !src.ebgp;
   if (reflect && !src.rrClient && !dst.rrClient) return undefined; // RFC 4456 §6
-  const out: { -readonly [K in keyof ExportAttrs]: ExportAttrs[K] } = { ...a, localPref: a.localPref ?? 100 };
-  if (src.local || dst.nextHopSelf) {
-    out.nextHop = dst.selfNextHop;
-    if (dst.selfLinkLocal !== undefined) out.linkLocalNextHop = dst.selfLinkLocal;
-    else delete out.linkLocalNextHop;
-  }
-  if (reflect) {
-    out.originatorId = a.originatorId ?? src.bgpId;
-    out.clusterList = [dst.clusterId, ...(a.clusterList ?? [])];
-  }
-  if (out.asPath === undefined) out.asPath = [];
-  return out;
+  const self = src.local || dst.nextHopSelf;
+  return {
+    origin: a.origin,
+    asPath: a.asPath ?? [],
+    nextHop: self ? dst.selfNextHop : a.nextHop,
+    med: a.med,
+    localPref: a.localPref ?? 100,
+    atomicAggregate: a.atomicAggregate,
+    aggregator: a.aggregator,
+    communities: a.communities,
+    originatorId: reflect ? (a.originatorId ?? src.bgpId) : a.originatorId,
+    clusterList: reflect ? [dst.clusterId, ...(a.clusterList ?? [])] : a.clusterList,
+    extCommunities: a.extCommunities,
+    largeCommunities: a.largeCommunities,
+    otc: a.otc,
+    unknown: a.unknown,
+    linkLocalNextHop: self ? dst.selfLinkLocal : a.linkLocalNextHop,
+  };
 }

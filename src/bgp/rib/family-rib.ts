@@ -201,7 +201,14 @@ export class FamilyRib {
    * Adds or replaces the path (peer, pathId) at destination d. `attr` is -1 when import policy
    * rejected it (kept as Adj-RIB-In pre-policy). References on the sets are taken here.
    */
-  upsert(d: number, peer: number, pathId: number, raw: number, attr: number, labels?: readonly number[]): void {
+  upsert(
+    d: number,
+    peer: number,
+    pathId: number,
+    raw: number,
+    attr: number,
+    labels?: readonly number[],
+  ): void {
     for (let p = this.dHead[d]!; p >= 0; p = this.pNext[p]!) {
       if (this.pPeer[p] !== peer || this.pId[p] !== pathId) continue;
       this.pFlags[p]! &= ~FLAG_STALE;
@@ -213,7 +220,7 @@ export class FamilyRib {
       this.pRaw[p] = raw;
       this.pAttr[p] = attr;
       this.pLabels[p] = labels;
-      if ((oldAttr >= 0) !== (attr >= 0)) this.count(this.accepted, peer, attr >= 0 ? 1 : -1);
+      if (oldAttr >= 0 !== attr >= 0) this.count(this.accepted, peer, attr >= 0 ? 1 : -1);
       this.attrs.unref(oldRaw);
       if (oldAttr >= 0) this.attrs.unref(oldAttr);
       if (oldAttr >= 0 || attr >= 0) this.markDirty(d);
@@ -272,7 +279,7 @@ export class FamilyRib {
     let n = 0;
     for (let d = 0; d < this.destCount; d++) {
       let prev = -1;
-      for (let p = this.dHead[d]!; p >= 0; ) {
+      for (let p = this.dHead[d]!; p >= 0;) {
         const next = this.pNext[p]!;
         if (this.pPeer[p] === peer && (!onlyStale || (this.pFlags[p]! & FLAG_STALE) !== 0)) {
           this.unlink(d, prev, p);
@@ -306,7 +313,8 @@ export class FamilyRib {
   reimport(peer: number, f: (raw: number, d: number) => number): void {
     for (let d = 0; d < this.destCount; d++) {
       for (let p = this.dHead[d]!; p >= 0; p = this.pNext[p]!) {
-        if (this.pPeer[p] === peer) this.upsert(d, peer, this.pId[p]!, this.pRaw[p]!, f(this.pRaw[p]!, d), this.pLabels[p]);
+        if (this.pPeer[p] === peer)
+          this.upsert(d, peer, this.pId[p]!, this.pRaw[p]!, f(this.pRaw[p]!, d), this.pLabels[p]);
       }
     }
   }
@@ -314,7 +322,7 @@ export class FamilyRib {
   /** Runs the decision process at d; returns true when the best path changed. */
   decide(d: number, sourceOf: (peer: number) => PathSource, opts: DecisionOptions): boolean {
     const old = this.dBest[d]!;
-    let best = -1;
+    let best: number;
     const head = this.dHead[d]!;
     if (head >= 0 && this.pNext[head]! < 0) {
       best = this.pAttr[head]! >= 0 ? head : -1; // the common case: one path

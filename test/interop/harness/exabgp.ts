@@ -13,6 +13,11 @@
  * ExaBGP 4.2 cannot send a raw UPDATE through the API. Hostile input is made with generic
  * attributes: `attribute [ 0x<code> 0x<flags> 0x<value hex> ]` (code first, then flags; ExaBGP
  * re-encodes attribute codes it knows, so malformed *known* attributes need a raw socket).
+ *
+ * ExaBGP 4.2.21 bug: receiving a ROUTE-REFRESH while it has announced routes and Enhanced Route
+ * Refresh (RFC 7313) is negotiated crashes its resend path (TypeError) and drops the session.
+ * `capability { route-refresh; }` always advertises ERR too; `routeRefresh: false` advertises
+ * neither (then `routeRefresh()` cannot be used). Peers without ERR are not affected.
  */
 import { constants as fsConstants } from 'node:fs';
 import { open, readFile, writeFile } from 'node:fs/promises';
@@ -60,8 +65,12 @@ export interface ExabgpConfig {
   nextHop?: { ipv4?: string; ipv6?: string };
   /** Extra API process command line (`run ...;`) attached to the neighbour, besides the bridge. */
   processScript?: string;
-  /** Raw lines inserted in the `neighbor { }` block (e.g. `capability { add-path send; }`). */
+  /** Raw lines inserted in the `neighbor { }` block (e.g. `add-path send;` in a `capability`). */
   extraNeighborConfig?: string[];
+  /** Advertise ROUTE-REFRESH (default true; see the refresh bug in the module doc). */
+  routeRefresh?: boolean;
+  /** Extra ExaBGP environment (`{'exabgp.log.packets': 'true', 'exabgp.log.level': 'DEBUG'}`). */
+  env?: Record<string, string>;
 }
 
 /** A generic path attribute for hostile or unknown-attribute tests. */
@@ -130,7 +139,7 @@ function exabgpConf(cfg: ExabgpConfig, bridgeCmd: string): string {
   if (cfg.passive === true) out.push('  passive true;');
   if (cfg.password !== undefined) out.push(`  md5-password ${JSON.stringify(cfg.password)};`);
   for (const l of cfg.extraNeighborConfig ?? []) out.push(`  ${l}`);
-  out.push('  capability { route-refresh; }');
+  if (cfg.routeRefresh !== false) out.push('  capability { route-refresh; }');
   out.push(`  family { ${cfg.families.map((f) => `${EXA_FAMILY[f]};`).join(' ')} }`);
   out.push(
     '  api {',
@@ -502,6 +511,7 @@ export async function startExabgp(config: ExabgpConfig): Promise<ExabgpDaemon> {
     'exabgp.api.cli': 'false',
     'exabgp.api.encoder': 'json',
     'exabgp.api.respawn': 'false',
+    ...config.env,
   };
   const handle = await startDaemon({
     name: 'exabgp',

@@ -185,6 +185,31 @@ interface FrrPath {
   peer?: { peerId?: string };
 }
 
+/** The parts of FRR's per-neighbour JSON tests usually read. */
+export interface FrrNeighborInfo {
+  bgpState?: string;
+  lastResetDueTo?: string;
+  lastNotificationReason?: string;
+  messageStats?: Partial<
+    Record<
+      | 'opensSent'
+      | 'opensRecv'
+      | 'notificationsSent'
+      | 'notificationsRecv'
+      | 'updatesSent'
+      | 'updatesRecv'
+      | 'keepalivesSent'
+      | 'keepalivesRecv'
+      | 'routeRefreshSent'
+      | 'routeRefreshRecv'
+      | 'totalSent'
+      | 'totalRecv',
+      number
+    >
+  >;
+  [key: string]: unknown;
+}
+
 const ORIGIN_TEXT: Record<string, Origin> = {
   igp: 'igp',
   egp: 'egp',
@@ -318,9 +343,14 @@ export class FrrDaemon {
     return this.paths(family, (p) => p.peer?.peerId === neighbor);
   }
 
+  /** `show bgp neighbors <address> json` for that neighbour (bgpState, messageStats, ...). */
+  async neighborInfo(address: string): Promise<FrrNeighborInfo> {
+    const n = await this.json<Record<string, FrrNeighborInfo>>(`show bgp neighbors ${address} json`);
+    return n[address] ?? {};
+  }
+
   async neighborState(address: string): Promise<SessionState> {
-    const n = await this.json<Record<string, { bgpState?: string }>>(`show bgp neighbors ${address} json`);
-    const s = (n[address]?.bgpState ?? 'Idle').toLowerCase();
+    const s = ((await this.neighborInfo(address)).bgpState ?? 'Idle').toLowerCase();
     const known: SessionState[] = ['idle', 'connect', 'active', 'opensent', 'openconfirm', 'established'];
     return (known as string[]).includes(s) ? (s as SessionState) : 'idle';
   }
