@@ -19,7 +19,7 @@ import {
   formatLargeCommunity,
 } from './wire/communities.ts';
 import { formatRd } from './wire/rd.ts';
-import { explain, type Candidate } from './rib/decision.ts';
+import { explain, selectBest, type Candidate } from './rib/decision.ts';
 import type { FamilyRib } from './rib/family-rib.ts';
 import type { Speaker } from './speaker.ts';
 
@@ -122,13 +122,13 @@ function routeView(sp: Speaker, rib: FamilyRib, d: number): RouteView | undefine
           ? 'not-selected'
           : `lost: ${explain(bestCand, candidate(sp, rib, p), sp.decision)}`;
     if (p === best && count > 1 && bestCand !== undefined) {
-      // Name the step that beat the strongest runner-up.
-      let runner: Candidate | undefined;
+      // Name the step that beat the strongest runner-up: the best of the other accepted paths
+      // (not merely the first one listed, which may have lost on an earlier step).
+      const others: Candidate[] = [];
       for (let q = rib.dHead[d]!; q >= 0; q = rib.pNext[q]!) {
-        if (q === best || rib.pAttr[q]! < 0) continue;
-        runner = candidate(sp, rib, q);
-        break;
+        if (q !== best && rib.pAttr[q]! >= 0) others.push(candidate(sp, rib, q));
       }
+      const runner = others[selectBest(others, sp.decision)];
       if (runner !== undefined) reason = explain(bestCand, runner, sp.decision);
     }
     const nh = a.nextHop;

@@ -15,7 +15,7 @@ import { neighborViews, routeViews, type RouteView } from '../../src/bgp/rib-vie
 import { buildAgentApi } from '../../src/agent/api.ts';
 import { MessageType, NotificationCode, type AfiSafiName } from '../../src/bgp/wire/constants.ts';
 import { Framer, type FramedMessage } from '../../src/bgp/wire/header.ts';
-import { buildOpen } from '../../src/bgp/wire/negotiate.ts';
+import { buildOpen, type LocalSessionOptions } from '../../src/bgp/wire/negotiate.ts';
 import { encodeOpen } from '../../src/bgp/wire/open.ts';
 import { decodeNotification, encodeKeepalive } from '../../src/bgp/wire/notification.ts';
 import { encodeUpdate } from '../../src/bgp/wire/update.ts';
@@ -216,9 +216,11 @@ class RawPeer {
   }
 
   /** OPEN and KEEPALIVE exchange: returns once the speaker's KEEPALIVE arrived. */
-  async handshake(asn: number, holdTime: number): Promise<void> {
+  async handshake(asn: number, holdTime: number, more: Partial<LocalSessionOptions> = {}): Promise<void> {
     this.send(
-      encodeOpen(buildOpen({ localAsn: asn, routerId: 0x05050505, holdTime, families: ['ipv4-unicast'] })),
+      encodeOpen(
+        buildOpen({ localAsn: asn, routerId: 0x05050505, holdTime, families: ['ipv4-unicast'], ...more }),
+      ),
     );
     await waitFor(() => this.count(MessageType.OPEN) > 0, 'the OPEN of the speaker');
     this.send(encodeKeepalive());
@@ -336,11 +338,14 @@ describe('sessions and route exchange', () => {
   });
 
   it('withdrawLocal withdraws the route from the peer', async () => {
-    const { a, b } = await pair({ a: { networks: ['10.1.0.0/16', '10.3.0.0/16'] } });
+    const { a, b } = await pair({ a: { networks: ['10.1.0.0/16', '10.3.0.0/16', '2001:db8:1::/48'] } });
     await hasRoute(b, 'ipv4-unicast', '10.1.0.0/16');
     await hasRoute(b, 'ipv4-unicast', '10.3.0.0/16');
+    await hasRoute(b, 'ipv6-unicast', '2001:db8:1::/48');
     a.withdrawLocal(parsePrefix('10.1.0.0/16'));
+    a.withdrawLocal(parsePrefix('2001:db8:1::/48')); // MP_UNREACH_NLRI
     await noRoute(b, 'ipv4-unicast', '10.1.0.0/16');
+    await noRoute(b, 'ipv6-unicast', '2001:db8:1::/48');
     expect(route(b, 'ipv4-unicast', '10.3.0.0/16')).toBeDefined();
     expect(neighborViews(a)[0]!['afi-safis']['ipv4-unicast']!.advertised).toBe(1);
     // and back
@@ -480,6 +485,44 @@ describe('session management', () => {
   });
 });
 
+describe('route views (what the API shows)', () => {
+  it('the best path names the step that beat the strongest runner-up; losers name theirs', async () => {
+    // Three eBGP neighbours, not started: paths are put into the RIB directly.
+    const sp = new Speaker({
+      asn: 65000,
+      routerId: 0x0a0000ff,
+      listen: false,
+      neighbors: [neighbor('192.0.2.1', 65001), neighbor('192.0.2.2', 65002), neighbor('192.0.2.3', 65003)],
+      networks: [],
+      policies: POLICIES,
+    });
+    const [p1, p2, p3] = [1, 2, 3].map((i) => sp.peers[i]!);
+    p1!.source = { ...p1!.source, bgpId: 1 };
+    p2!.source = { ...p2!.source, bgpId: 2 };
+    p3!.source = { ...p3!.source, bgpId: 3 };
+    const rib = sp.rib('ipv4-unicast');
+    const d = rib.findOrAdd({ prefix: parsePrefix('10.9.0.0/16') });
+    const put = (p: Peer, localPref: number): void => {
+      const set = sp.attrs.create(
+        { origin: 0, asPath: [{ type: 2, asns: [p.cfg.peerAsn] }], localPref },
+        p.index,
+      );
+      rib.upsert(d, p.index, 0, set.id, set.id);
+    };
+    // list order (newest first): p3 (weak), p1 (best), p2 (runner-up)
+    put(p2!, 200);
+    put(p1!, 200);
+    put(p3!, 100);
+    sp.flush();
+    const paths = route(sp, 'ipv4-unicast', '10.9.0.0/16')!.paths;
+    expect(paths.map((p) => [p.from, p.best, p.reason])).toEqual([
+      ['192.0.2.1', true, 'router-id'],
+      ['192.0.2.3', false, 'lost: local-pref'],
+      ['192.0.2.2', false, 'lost: router-id'],
+    ]);
+  });
+});
+
 describe('connection collision (RFC 4271 §6.8)', () => {
   it('both sides active and listening: one connection survives, routes flow, stop() leaves nothing behind', async () => {
     const mk = (addr: string, asn: number, net: string): Promise<Speaker> =>
@@ -569,6 +612,52 @@ describe('more than two speakers', () => {
     expect(peer(a, B).negotiated!.ctx.addPathRx.size).toBe(0);
     expect(peer(b, A).negotiated!.ctx.addPathTx.size).toBe(0);
     expect((await hasRoute(a, 'ipv4-unicast', '10.2.0.0/16')).paths[0]!['path-id']).toBe(0);
+  });
+});
+
+describe('ADD-PATH receive from a raw peer (RFC 7911)', () => {
+  it('several paths of one prefix from one peer are kept apart by path id and withdrawn one by one', async () => {
+    const a = await node(A, {
+      listen: true,
+      asn: 65001,
+      neighbors: [
+        neighbor(RAW, 65005, {
+          passive: true,
+          families: ['ipv4-unicast'],
+          addPath: { 'ipv4-unicast': 'receive' },
+        }),
+      ],
+    });
+    const raw = await RawPeer.connect(A, a.listenPort!, RAW);
+    await raw.handshake(65005, 90, { addPath: { 'ipv4-unicast': 'send' } });
+    await established(a, RAW);
+    expect([...peer(a, RAW).negotiated!.ctx.addPathRx]).toEqual(['ipv4-unicast']);
+    const withMed = (med: string, pathId: string): Uint8Array =>
+      encodeUpdate({
+        attributes: hex(`${ORIGIN_IGP} ${AS_PATH_65005} ${NEXT_HOP_RAW} 80 04 04 00 00 00 ${med} # MED`),
+        nlri: hex(`00 00 00 ${pathId} 10 0a 37 # path id, 10.55.0.0/16`),
+      });
+    raw.send(withMed('14', '01')); // MED 20, path 1
+    raw.send(withMed('0a', '02')); // MED 10, path 2
+    const r = await waitFor(() => {
+      const v = route(a, 'ipv4-unicast', '10.55.0.0/16');
+      return v !== undefined && v.paths.length === 2 && v.paths[0]!.best ? v : undefined;
+    }, 'two paths');
+    expect(r.paths.map((p) => [p['path-id'], p.med, p.best, p.reason])).toEqual([
+      [2, 10, true, 'med'],
+      [1, 20, false, 'lost: med'],
+    ]);
+    expect(neighborViews(a)[0]!['afi-safis']['ipv4-unicast']).toMatchObject({ received: 2, accepted: 2 });
+    raw.send(encodeUpdate({ withdrawn: hex`00 00 00 02 10 0a 37 # withdraw path 2 only` }));
+    await waitFor(() => route(a, 'ipv4-unicast', '10.55.0.0/16')?.paths.length === 1, 'path 2 withdrawn');
+    expect(route(a, 'ipv4-unicast', '10.55.0.0/16')!.paths[0]).toMatchObject({
+      'path-id': 1,
+      best: true,
+      med: 20,
+    });
+    raw.send(encodeUpdate({ withdrawn: hex`00 00 00 01 10 0a 37 # and path 1` }));
+    await noRoute(a, 'ipv4-unicast', '10.55.0.0/16');
+    expect(peer(a, RAW).established).toBe(true);
   });
 });
 

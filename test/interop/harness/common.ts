@@ -18,7 +18,7 @@
  *   TEST-NET next hop by default: see `defaultNextHops`.
  */
 import { execFile, spawn } from 'node:child_process';
-import { accessSync, constants as fsConstants, closeSync, openSync } from 'node:fs';
+import { accessSync, constants as fsConstants, closeSync, openSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -388,6 +388,8 @@ export interface StartDaemonOptions {
   readyCheck: () => Promise<boolean>;
   /** Default 10 000 ms. */
   readyTimeoutMs?: number;
+  /** Paths outside `dir` the daemon leaves behind (by PID), removed with it. */
+  leftovers?: (pid: number) => string[];
 }
 
 export interface DaemonHandle {
@@ -405,8 +407,12 @@ export interface DaemonHandle {
 
 interface Tracked {
   pid: number;
+  /** The temp dir and any leftovers, removed when the daemon goes. */
+  paths: string[];
   exited: boolean;
 }
+
+const keepDirs = (): boolean => process.env.VCE_INTEROP_KEEP === '1';
 
 const running = new Set<Tracked>();
 let exitHooksInstalled = false;
@@ -423,8 +429,12 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** Synchronous (runs in 'exit' and signal handlers): SIGKILL every group, remove the dirs. */
 function killAllNow(): void {
-  for (const t of running) if (!t.exited) killGroup(t.pid, 'SIGKILL');
+  for (const t of running) {
+    if (!t.exited) killGroup(t.pid, 'SIGKILL');
+    if (!keepDirs()) for (const p of t.paths) rmSync(p, { recursive: true, force: true });
+  }
   running.clear();
 }
 
@@ -452,8 +462,6 @@ async function readTail(file: string, lines: number): Promise<string> {
   }
 }
 
-const keepDirs = (): boolean => process.env.VCE_INTEROP_KEEP === '1';
-
 /** Spawns a daemon in the foreground, logs to `<dir>/<name>.log`, resolves once ready. */
 export async function startDaemon(opts: StartDaemonOptions): Promise<DaemonHandle> {
   installExitHooks();
@@ -478,7 +486,7 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<DaemonHandl
     const err = await new Promise<string>((resolve) => child.once('error', (e) => resolve(e.message)));
     throw new Error(`${opts.name}: failed to spawn ${opts.cmd}: ${err}`);
   }
-  const tracked: Tracked = { pid, exited: false };
+  const tracked: Tracked = { pid, paths: [dir, ...(opts.leftovers?.(pid) ?? [])], exited: false };
   running.add(tracked);
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => {
@@ -510,7 +518,9 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<DaemonHandl
           }
         }
         killGroup(pid, 'SIGKILL'); // stragglers left in the group (helper processes)
-        if (!keepDirs()) await rm(dir, { recursive: true, force: true });
+        if (!keepDirs()) {
+          await Promise.all(tracked.paths.map((p) => rm(p, { recursive: true, force: true })));
+        }
       })();
       return stopping;
     },

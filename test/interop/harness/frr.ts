@@ -14,9 +14,9 @@
  *   default): over an IPv4 session FRR would otherwise send IPv4-mapped IPv6 next hops for
  *   IPv6 routes and 127/8 for IPv4 ones (gobgpd drops those).
  * - Routes are `network` statements with a per-route route-map carrying the attributes.
- * - FRR leaves `/var/tmp/frr/bgpd.<pid>/` behind (crash log buffers); `stop()` removes it.
+ * - FRR leaves `/var/tmp/frr/bgpd.<pid>/` behind (crash log buffers); it goes with the daemon.
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type DaemonHandle,
@@ -437,10 +437,8 @@ export class FrrDaemon {
     await this.vtysh(`clear bgp ${address}`);
   }
 
-  async stop(): Promise<void> {
-    const pid = this.handle.pid;
-    await this.handle.stop();
-    await rm(`/var/tmp/frr/bgpd.${pid}`, { recursive: true, force: true });
+  stop(): Promise<void> {
+    return this.handle.stop();
   }
 }
 
@@ -475,6 +473,7 @@ export async function startFrr(config: FrrConfig): Promise<FrrDaemon> {
       'stdout',
     ],
     dir,
+    leftovers: (pid) => [`/var/tmp/frr/bgpd.${pid}`], // FRR's per-process crash-log buffers
     readyCheck: async () => {
       const { stdout } = await run('vtysh', [...vtyArgs, '-c', 'show running-config'], 2000);
       return stdout.includes(`router bgp ${config.asn}`);
