@@ -6,8 +6,8 @@ import type { Command } from 'commander';
 import Table from 'cli-table3';
 import type { NeighborView, RouteView } from '../bgp/rib-view.ts';
 
-function fmtUptime(s: number): string {
-  if (s < 0) return 'never';
+function fmtUptime(s: number, state = 'established'): string {
+  if (state !== 'established') return 'never';
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   return `${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
@@ -27,7 +27,7 @@ export function formatSummary(ns: readonly NeighborView[]): string {
               n.address,
               n['peer-asn'],
               n.state,
-              fmtUptime(n['uptime-s']),
+              fmtUptime(n['uptime-s'], n.state),
               f,
               c.received,
               c.accepted,
@@ -45,7 +45,7 @@ export function formatNeighbors(ns: readonly NeighborView[]): string {
     .map((n) =>
       [
         `BGP neighbor ${n.address}, remote AS ${n['peer-asn']}${n.description !== undefined ? ` (${n.description})` : ''}`,
-        `  state ${n.state}, up for ${fmtUptime(n['uptime-s'])}, router id ${n['router-id'] ?? '-'}`,
+        `  state ${n.state}, up for ${fmtUptime(n['uptime-s'], n.state)}, router id ${n['router-id'] ?? '-'}`,
         `  messages in ${n.messages.in} out ${n.messages.out}; updates in ${n.messages['updates-in']} out ${n.messages['updates-out']}; flaps ${n.flaps}`,
         `  last error: ${n['last-error'] ?? 'none'}`,
         ...Object.entries(n['afi-safis']).map(

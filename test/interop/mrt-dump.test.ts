@@ -66,7 +66,7 @@ describe.skipIf(!available)('MRT RIB dump read back by bgpdump', () => {
       startAgent(cfg('127.0.0.62', 65002, pb, '127.0.0.61', 65001, pa, ['10.62.0.0/16', '2001:db8:62::/48'], true)),
     ]);
     await waitFor(
-      async () => (routeViews(b.speaker, 'ipv4-unicast').length === 3 && routeViews(b.speaker, 'ipv6-unicast').length === 2 ? true : undefined),
+      () => Promise.resolve(routeViews(b.speaker, 'ipv4-unicast').length === 3 && routeViews(b.speaker, 'ipv6-unicast').length === 2 ? true : undefined),
       { timeoutMs: 10_000, what: 'routes from 127.0.0.61 at 127.0.0.62' },
     );
   });

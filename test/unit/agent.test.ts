@@ -223,7 +223,7 @@ describe('management API (inject)', () => {
         'peer-asn': 65002,
         description: 'pe1',
         state: 'active',
-        'uptime-s': -1,
+        'uptime-s': 0,
         'router-id': null,
         'afi-safis': {
           'ipv4-unicast': { received: 0, accepted: 0, advertised: 0 },

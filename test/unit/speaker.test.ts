@@ -486,7 +486,7 @@ describe('session management', () => {
 });
 
 describe('route views (what the API shows)', () => {
-  it('the best path names the step that beat the strongest runner-up; losers name theirs', async () => {
+  it('the best path names the step that beat the strongest runner-up; losers name theirs', () => {
     // Three eBGP neighbours, not started: paths are put into the RIB directly.
     const sp = new Speaker({
       asn: 65000,

@@ -417,10 +417,15 @@ const keepDirs = (): boolean => process.env.VCE_INTEROP_KEEP === '1';
 const running = new Set<Tracked>();
 let exitHooksInstalled = false;
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
+/**
+ * Signals the daemon's process group (it leads one: detached spawn), falling back to the PID
+ * itself only while the daemon is known to be alive (never a possibly reused PID).
+ */
+function killGroup(pid: number, signal: NodeJS.Signals, leaderAlive = true): void {
   try {
-    process.kill(-pid, signal); // the daemon leads its own process group (detached spawn)
+    process.kill(-pid, signal);
   } catch {
+    if (!leaderAlive) return;
     try {
       process.kill(pid, signal);
     } catch {
@@ -517,7 +522,7 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<DaemonHandl
             await exited;
           }
         }
-        killGroup(pid, 'SIGKILL'); // stragglers left in the group (helper processes)
+        killGroup(pid, 'SIGKILL', false); // stragglers left in the group (helper processes)
         if (!keepDirs()) {
           await Promise.all(tracked.paths.map((p) => rm(p, { recursive: true, force: true })));
         }

@@ -4,7 +4,7 @@
  * Owns: a TOML config (global listen address/port, one `[[neighbors]]` per peer with short
  * connect-retry so sessions come up fast), the gRPC API on a free 127.0.0.1 port (never the
  * default :50051), and typed wrappers over the `gobgp` CLI: RIB edits, `-j` RIB/adj-RIB reads
- * normalised to `NormalizedRoute`, session state and route refresh.
+ * normalised to `NormalizedRoute`, session state and soft resets.
  *
  * Quirks handled here (gobgp 3.10):
  * - An IPv4 NEXT_HOP in 127/8 from a peer is treated as withdraw ("invalid nexthop address"),
@@ -16,6 +16,8 @@
  *   way; `addRoute` converts asplain and the normaliser converts back.
  * - VPN routes need `label L rd RD` in that order right after the prefix.
  * - `softresetin` re-evaluates the stored Adj-RIB-In; it never sends ROUTE-REFRESH.
+ * - gobgpd clamps connect-retry to >= 5 s (plus jitter): when gobgpd has to dial (peer passive)
+ *   the session takes ~5-7 s; when the peer dials gobgpd it is up in well under a second.
  * - After any session drop gobgpd stays Idle ~5 s (refusing incoming connections too), and after
  *   `resetNeighbor` 30 s: `idle-hold-time-after-reset` from the config is not applied in 3.10.
  *   Prefer `shutdownNeighbor` + `enableNeighbor` (~5 s) when a test only needs a bounce.
