@@ -54,10 +54,11 @@ export function neighborViews(sp: Speaker): NeighborView[] {
       'peer-asn': p.cfg.peerAsn,
       ...(p.cfg.description !== undefined ? { description: p.cfg.description } : {}),
       state: p.state,
+      // Seconds in Established; 0 while not Established (`state` tells which; never negative).
       'uptime-s':
         p.established && p.stats.establishedAt !== undefined
           ? Math.floor((now - p.stats.establishedAt) / 1000)
-          : -1,
+          : 0,
       'router-id': p.negotiated === undefined ? null : formatIPv4(numberToIPv4(p.negotiated.peerBgpId)),
       'afi-safis': fam,
       'last-error': p.stats.lastError ?? st?.lastError ?? null,

@@ -13,6 +13,9 @@
  * ROUTE-REFRESH for IPv4 unicast and waits for the second table (EoRR or 2 s of quiet), then
  * sends Cease/Administrative Shutdown and records what comes back until the socket closes.
  *
+ * BIRD 2.0.12 answers the ROUTE-REFRESH by re-evaluating its routes but sends nothing when they
+ * did not change (and no BoRR/EoRR despite Enhanced Route Refresh); gobgp and FRR re-send them.
+ *
  * The daemon ASNs are 4-octet (> 65535) so OPENs carry AS_TRANS and AS_PATHs need 4-byte ASNs.
  */
 import { writeFile } from 'node:fs/promises';
@@ -143,15 +146,17 @@ function plans(): Plan[] {
         attrs: { rd: '192.0.2.1:6', extCommunities: ['rt:4200000000:8'] },
       },
     ],
-    start: (listenPort, peerPort) =>
-      startBird({
+    start: async (listenPort, peerPort) => {
+      const d = await startBird({
         asn: bird.local.asn,
         routerId: bird.local.routerId,
         listenAddress: bird.local.address,
         listenPort,
         neighbors: [{ address: bird.peerAddress, port: peerPort, peerAsn: OUR_ASN, families: bird.families }],
         staticRoutes: bird.routes,
-      }),
+      });
+      return d;
+    },
   };
   const frr: Plan = {
     daemon: 'frr',
@@ -232,6 +237,8 @@ async function captureOne(plan: Plan): Promise<CapturedSession> {
       routeRefresh: true,
       enhancedRouteRefresh: true,
       extendedMessage: false,
+      // Advertising Graceful Restart makes FRR send End-of-RIB (RFC 4724 §2), as BIRD always does.
+      gracefulRestart: { restartTime: 120 },
     }),
   );
 

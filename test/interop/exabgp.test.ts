@@ -44,6 +44,40 @@ function eorsReceived(events: readonly ExabgpEvent[]): string[] {
   });
 }
 
+/** The first NOTIFICATION ExaBGP received after event index `mark`. */
+async function lastNotificationSince(
+  d: ExabgpDaemon,
+  mark: number,
+): Promise<{ code: number; subcode: number; data: string } | undefined> {
+  const ev = (await d.events())
+    .slice(mark)
+    .find((x) => x.type === 'notification' && x.neighbor !== undefined);
+  const n = ev?.neighbor?.notification;
+  return n === undefined ? undefined : { code: n.code ?? 0, subcode: n.subcode ?? 0, data: n.data ?? '' };
+}
+
+/** ROUTE-REFRESH messages ExaBGP received after event index `mark`. */
+async function refreshesSince(
+  d: ExabgpDaemon,
+  mark: number,
+): Promise<{ afi: string; safi: string; subtype: string }[]> {
+  return (await d.events())
+    .slice(mark)
+    .filter((x) => x.type === 'refresh' && x.neighbor?.direction !== 'send')
+    .map((x) => {
+      const r = x.neighbor?.['route-refresh'] ?? {};
+      return { afi: r.afi ?? '', safi: r.safi ?? '', subtype: r.subtype ?? '' };
+    });
+}
+
+/** The reason of the first session-down event ExaBGP reported after event index `mark`. */
+async function downSince(d: ExabgpDaemon, mark: number): Promise<string | undefined> {
+  const ev = (await d.events()).slice(mark).find((x) => x.type === 'state' && x.neighbor?.state === 'down');
+  if (ev === undefined) return undefined;
+  const reason = (ev.neighbor as { reason?: unknown }).reason;
+  return typeof reason === 'string' ? reason : '';
+}
+
 /** Received UPDATE events that announce `prefix`. */
 function announcesOf(events: readonly ExabgpEvent[], prefix: string): number {
   return events.filter((e) => {
@@ -393,7 +427,9 @@ describe.skipIf(!available)('interop: vce <-> ExaBGP', () => {
     });
     await waitFor(
       async () =>
-        announcesOf(await e.events(), '10.71.0.0/16') > announcesOf(evBefore, '10.71.0.0/16') ? true : undefined,
+        announcesOf(await e.events(), '10.71.0.0/16') > announcesOf(evBefore, '10.71.0.0/16')
+          ? true
+          : undefined,
       { what: 'ExaBGP E to receive 10.71.0.0/16 again', describe: () => e.handle.logTail(20) },
     );
     expect(findRoute(await e.received('ipv4-unicast'), '10.71.0.0/16')?.med).toBe(50);
@@ -410,37 +446,126 @@ describe.skipIf(!available)('interop: vce <-> ExaBGP', () => {
     expect(await e.neighborState()).toBe('established');
   });
 
-  it('route refresh: vce asks ExaBGP (API soft-reset-in, refreshFrom) and ExaBGP re-sends', async () => {
+  // vce always advertises Enhanced Route Refresh (RFC 7313; no knob to turn it off) and ExaBGP's
+  // `capability { route-refresh; }` advertises codes 2 and 70 together, so ERR is always
+  // negotiated. ExaBGP 4.2.21 cannot answer a ROUTE-REFRESH under ERR: its resend path
+  // (rib/outgoing.py `updates()`) wraps the BoRR marker in an `Update(RouteRefresh(...))`
+  // that fails to pack, and the reactor drops the session ("peer reset, message () error()")
+  // instead of re-sending. What vce can be held to: a well-formed request that ExaBGP decodes,
+  // and a clean recovery from ExaBGP dropping the session.
+  it('route refresh: vce asks ExaBGP (API soft-reset-in, refreshFrom); ExaBGP decodes the requests', async () => {
     await poll(() => a.best('ipv4-unicast', '10.73.1.0/24'), { what: '10.73.1.0/24 on vce A' });
-    const refreshBefore = (await e.refreshesReceived()).length;
-    const before = a.view().messages['updates-in'];
-    expect((await action(a, E.addr, 'soft-reset-in')).statusCode).toBe(200);
-    await waitFor(async () => ((await e.refreshesReceived()).length > refreshBefore ? true : undefined), {
-      what: 'ExaBGP E to receive the ROUTE-REFRESH',
-      describe: () => e.handle.logTail(30),
-    });
-    await poll(() => (a.view().messages['updates-in'] > before ? true : undefined), {
-      what: 'ExaBGP to re-send UPDATEs after ROUTE-REFRESH',
-      describe: async () => `${JSON.stringify(a.view())}\n${await e.handle.logTail(30)}`,
+    for (const [fam, ask] of [
+      ['ipv4', async () => expect((await action(a, E.addr, 'soft-reset-in')).statusCode).toBe(200)],
+      [
+        'ipv6',
+        () => {
+          expect(a.agent.speaker.refreshFrom(a.peer(), 'ipv6-unicast')).toBe(true);
+          return Promise.resolve();
+        },
+      ],
+    ] as const) {
+      await a.waitEstablished();
+      await e.waitEstablished();
+      const mark = (await e.events()).length;
+      const flaps = a.view().flaps;
+      const updatesIn = a.view().messages['updates-in'];
+      await ask();
+      const got = await waitFor(async () => (await refreshesSince(e, mark))[0], {
+        what: `ExaBGP E to receive vce's ${fam} ROUTE-REFRESH`,
+        describe: () => e.handle.logTail(20),
+      });
+      expect(got).toEqual({ afi: fam, safi: 'unicast', subtype: 'query' });
+      // Either ExaBGP re-sends (a fixed ExaBGP) or it drops the session (4.2.21): wait for the
+      // outcome, and for the new session in the second case, before the next request.
+      const outcome = await waitFor(
+        async () =>
+          (await downSince(e, mark)) !== undefined
+            ? 'dropped'
+            : a.view().messages['updates-in'] > updatesIn
+              ? 'resent'
+              : undefined,
+        { what: `ExaBGP E to answer the ${fam} ROUTE-REFRESH`, describe: () => e.handle.logTail(20) },
+      );
+      if (outcome === 'dropped') {
+        await poll(() => (a.view().flaps > flaps && a.peer().established ? true : undefined), {
+          what: 'vce A to re-establish with ExaBGP E',
+          timeoutMs: 20_000,
+          describe: () => JSON.stringify(a.view()),
+        });
+      }
+    }
+    // Whatever ExaBGP did with them (see above), the session and both RIBs come back.
+    await a.waitEstablished(20_000);
+    await e.waitEstablished(20_000);
+    await poll(() => a.best('ipv4-unicast', '10.73.1.0/24'), { what: '10.73.1.0/24 on vce A' });
+    await poll(() => a.best('ipv6-unicast', '2001:db8:73:1::/64'), { what: '2001:db8:73:1::/64 on vce A' });
+    expect(a.best('ipv4-unicast', '10.73.1.0/24')?.med).toBe(77);
+    await waitFor(async () => findRoute(await e.received('ipv4-unicast'), '10.71.0.0/16'), {
+      what: '10.71.0.0/16 on ExaBGP E',
     });
   });
 
-  it('administrative shutdown: stopPeer with a message -> ExaBGP receives Cease/2 with the shutdown communication', async () => {
-    const notesBefore = (await e.notifications()).length;
-    a.agent.speaker.stopPeer(a.peer(), 2, 'interop test shutdown');
-    const note = await waitFor(async () => (await e.notifications()).slice(notesBefore)[0], {
+  it.skip('route refresh: ExaBGP re-sends its routes in answer to vce (ExaBGP 4.2.21 ERR resend bug, see above)', async () => {
+    await a.waitEstablished();
+    const flaps = a.view().flaps;
+    const before = a.view().messages['updates-in'];
+    expect((await action(a, E.addr, 'soft-reset-in')).statusCode).toBe(200);
+    await poll(() => (a.view().messages['updates-in'] > before ? true : undefined), {
+      what: 'ExaBGP to re-send UPDATEs after ROUTE-REFRESH',
+    });
+    expect(a.view().flaps).toBe(flaps);
+  });
+
+  it('administrative shutdown: stopPeer -> ExaBGP receives Cease/2 (Administrative Shutdown)', async () => {
+    await a.waitEstablished();
+    await e.waitEstablished();
+    const mark = (await e.events()).length;
+    a.agent.speaker.stopPeer(a.peer());
+    const note = await waitFor(() => lastNotificationSince(e, mark), {
       what: 'ExaBGP E to receive the NOTIFICATION',
       describe: () => e.handle.logTail(20),
     });
-    expect(note).toMatchObject({ code: 6, subcode: 2 });
-    // ExaBGP decodes the RFC 9003 Shutdown Communication and reports it (hex) as the data.
-    expect(Buffer.from(note.data.replace(/^0x/, ''), 'hex').toString('utf8')).toBe(
-      'Shutdown Communication: "interop test shutdown"',
-    );
-    await waitFor(async () => ((await e.neighborState()) !== 'established' ? true : undefined), {
-      what: 'ExaBGP E to see the session go down',
+    expect(note).toEqual({ code: 6, subcode: 2, data: '0x' });
+    const down = await waitFor(async () => downSince(e, mark), {
+      what: 'ExaBGP E to report the session down',
     });
+    expect(down).toMatch(/notification received \(6,2\).*Administrative Shutdown/);
     expect(a.peer().established).toBe(false);
+    expect((await action(a, E.addr, 'enable')).statusCode).toBe(200);
+    await a.waitEstablished();
+    await e.waitEstablished();
+    await waitFor(async () => findRoute(await e.received('ipv4-unicast'), '10.71.0.0/16'), {
+      what: '10.71.0.0/16 back on ExaBGP E after enable',
+    });
+    await poll(() => a.best('ipv4-unicast', '10.73.1.0/24'), { what: '10.73.1.0/24 back on vce A' });
+  });
+
+  // ExaBGP 4.2.21 cannot decode a Cease/2 that carries an RFC 9003 Shutdown Communication:
+  // Notification.__init__ formats the decoded text with `b'...%s' % str` (TypeError under
+  // Python 3), so it reports 'can not decode update message of type "3"', answers with
+  // NOTIFICATION 1/0 and never emits a `notification` event. Newer ExaBGP would report
+  // 'Shutdown Communication: "<text>"'; both outcomes are accepted here.
+  it('administrative shutdown with a shutdown communication: ExaBGP sees the Cease and the session goes down', async () => {
+    await a.waitEstablished();
+    await e.waitEstablished();
+    const mark = (await e.events()).length;
+    a.agent.speaker.stopPeer(a.peer(), 2, 'interop test shutdown');
+    const down = await waitFor(async () => downSince(e, mark), {
+      what: 'ExaBGP E to report the session down',
+      describe: () => e.handle.logTail(20),
+    });
+    const note = await lastNotificationSince(e, mark);
+    if (note !== undefined) {
+      expect(note).toMatchObject({ code: 6, subcode: 2 });
+      expect(Buffer.from(note.data.replace(/^0x/, ''), 'hex').toString('utf8')).toBe(
+        'Shutdown Communication: "interop test shutdown"',
+      );
+    } else {
+      expect(down).toMatch(/can not decode update message of type "3"/);
+    }
+    expect(a.peer().established).toBe(false);
+    expect(a.view()['last-error']).toMatch(/interop test shutdown/);
     expect((await action(a, E.addr, 'enable')).statusCode).toBe(200);
     await a.waitEstablished();
     await e.waitEstablished();
