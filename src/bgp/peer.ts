@@ -11,6 +11,7 @@ import type { Session } from './session.ts';
 import type { ExportAttrs } from './rib/export.ts';
 import { AdjRibOut } from './rib/adj-out.ts';
 import type { PathSource } from './rib/decision.ts';
+import type { AttrSet } from './rib/attr-set.ts';
 
 export interface MaxPrefixConfig {
   readonly limit: number;
@@ -47,11 +48,16 @@ export interface RawEntry {
   readonly bytes: Uint8Array; // private copy
   readonly decoded: DecodedAttributes;
   setId: number; // -1 until an IPv4 set was made
+  /** Import policy result for setId: accepted set id, -1 rejected, -2 not evaluated yet. */
+  acc: number;
+  /** Next entry with the same hash (collision chain). */
+  next: RawEntry | undefined;
 }
 
 export interface OutSet {
-  readonly attrs: ExportAttrs;
-  bytes?: Uint8Array; // encoded attributes (no next hop for MP families)
+  /** Dropped once encoded for IPv4 unicast (the bytes are all the packer needs). */
+  attrs: ExportAttrs | undefined;
+  bytes?: Uint8Array; // encoded attributes (IPv4 unicast only)
 }
 
 export interface PeerStats {
@@ -70,14 +76,13 @@ export class Peer {
   /** Source facts for the decision process, filled when established. */
   source: PathSource & { rrClient: boolean };
   readonly adjOut = new Map<AfiSafiName, AdjRibOut>();
-  /** Raw attribute bytes hash -> entries (IPv4 plain-NLRI updates). */
-  readonly rawCache = new Map<number, RawEntry[]>();
+  /** Raw attribute bytes hash -> entry chain (IPv4 plain-NLRI updates). */
+  readonly rawCache = new Map<number, RawEntry>();
   /** Canonical attribute key -> set id (attributes of MP families, policy results). */
   readonly setByKey = new Map<string, number>();
-  /** Reverse of rawCache/setByKey, to drop entries when a set is freed. */
-  readonly keyBySet = new Map<number, number | string>();
   readonly importCache = new Map<number, number>(); // raw set id -> accepted set id or -1
-  readonly exportCache = new Map<number, number>(); // best set id -> out set id or -1
+  /** (best set id × 4 + family index) -> out set id or -1: out sets are family-specific. */
+  readonly exportCache = new Map<number, number>();
   readonly outSets = new Map<number, OutSet>();
   readonly outByKey = new Map<string, number>();
   nextOutId = 0;
@@ -142,7 +147,6 @@ export class Peer {
   clearCaches(): void {
     this.rawCache.clear();
     this.setByKey.clear();
-    this.keyBySet.clear();
     this.importCache.clear();
     this.exportCache.clear();
     this.outSets.clear();
@@ -150,20 +154,23 @@ export class Peer {
   }
 
   /** Drops every cache entry that mentions a freed attribute set. */
-  forgetSet(id: number): void {
-    this.importCache.delete(id);
-    this.exportCache.delete(id);
-    const k = this.keyBySet.get(id);
+  forgetSet(set: AttrSet): void {
+    this.importCache.delete(set.id);
+    for (let f = 0; f < 4; f++) this.exportCache.delete(set.id * 4 + f);
+    const k = set.cacheKey;
     if (k === undefined) return;
-    this.keyBySet.delete(id);
     if (typeof k === 'string') {
-      this.setByKey.delete(k);
+      if (this.setByKey.get(k) === set.id) this.setByKey.delete(k);
       return;
     }
-    const list = this.rawCache.get(k);
-    if (list === undefined) return;
-    const rest = list.filter((e) => e.setId !== id);
-    if (rest.length === 0) this.rawCache.delete(k);
-    else this.rawCache.set(k, rest);
+    let prev: RawEntry | undefined;
+    for (let e = this.rawCache.get(k); e !== undefined; prev = e, e = e.next) {
+      if (e.setId !== set.id) continue;
+      if (prev !== undefined) prev.next = e.next;
+      else if (e.next !== undefined) this.rawCache.set(k, e.next);
+      else this.rawCache.delete(k);
+      return;
+    }
   }
+
 }

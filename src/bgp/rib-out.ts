@@ -26,6 +26,8 @@ interface Slab {
 }
 const MP_PATH_ID = 1; // the path id we use when ADD-PATH send is negotiated (we send best only)
 
+const FAMILY_INDEX: Record<AfiSafiName, number> = { 'ipv4-unicast': 0, 'ipv6-unicast': 1, 'ipv4-vpn': 2, 'ipv6-vpn': 3 };
+
 function isV4Family(f: AfiSafiName): boolean {
   return f === 'ipv4-unicast' || f === 'ipv4-vpn';
 }
@@ -110,8 +112,9 @@ export class RibOut {
     const { names, defaultAccept } = this.exportPolicy(p);
     if (names.length === 0 && !defaultAccept) return -1;
     const perPrefix = names.length > 0 && this.sp.cfg.policies.dependsOnPrefix(names);
+    const cacheKey = best * 4 + FAMILY_INDEX[rib.family];
     if (!perPrefix) {
-      const hit = p.exportCache.get(best);
+      const hit = p.exportCache.get(cacheKey);
       if (hit !== undefined) return hit;
     }
     const set = this.sp.attrs.get(best);
@@ -141,7 +144,7 @@ export class RibOut {
       }
     }
     if (out !== undefined) id = this.newOut(p, out, perPrefix);
-    if (!perPrefix) p.exportCache.set(best, id);
+    if (!perPrefix) p.exportCache.set(cacheKey, id);
     return id;
   }
 
@@ -231,8 +234,9 @@ export class RibOut {
   private attrBytes(p: Peer, key: number, family: AfiSafiName): Uint8Array | undefined {
     const o = p.outSets.get(key);
     if (o === undefined) return undefined;
-    if (o.bytes === undefined) {
-      if (family === 'ipv4-unicast') o.bytes = encodeAttributes(o.attrs, p.negotiated!.ctx);
+    if (o.bytes === undefined && o.attrs !== undefined && family === 'ipv4-unicast') {
+      o.bytes = encodeAttributes(o.attrs, p.negotiated!.ctx);
+      o.attrs = undefined; // the bytes are all the packer needs from now on
     }
     return o.bytes;
   }
@@ -341,7 +345,7 @@ export class RibOut {
     const addPath = ctx.addPathTx.has(f);
     const withdraw = key === WITHDRAW;
     const o = withdraw ? undefined : p.outSets.get(key);
-    if (!withdraw && o === undefined) {
+    if (!withdraw && o?.attrs === undefined) {
       list.pos = list.length;
       return 0;
     }
@@ -362,11 +366,12 @@ export class RibOut {
       adj.sent(d);
     }
     if (items.length === 0) return 0;
+    const attrs = o?.attrs;
     const msgs = packUpdates({
       family: f,
-      attributes: o?.attrs, // packUpdates moves the next hop into MP_REACH_NLRI
-      nextHop: o?.attrs.nextHop,
-      linkLocalNextHop: o?.attrs.linkLocalNextHop,
+      attributes: attrs, // packUpdates moves the next hop into MP_REACH_NLRI
+      nextHop: attrs?.nextHop,
+      linkLocalNextHop: attrs?.linkLocalNextHop,
       items,
       ctx,
       maxLength: ctx.extendedMessage ? 65535 : 4096,

@@ -10,6 +10,7 @@
  */
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
+import { ByteArena } from '../lib/byte-arena.ts';
 import { AFI_IPV4, formatAddress, parseAddress, type Prefix } from '../lib/ip.ts';
 import {
   afiSafiCode,
@@ -29,7 +30,7 @@ import { Session } from './session.ts';
 import { AttrSetTable, asPathContains, type AttrSet } from './rib/attr-set.ts';
 import { FamilyRib } from './rib/family-rib.ts';
 import { DEFAULT_DECISION_OPTIONS, type DecisionOptions, type PathSource } from './rib/decision.ts';
-import { Peer, type NeighborConfig } from './peer.ts';
+import { Peer, type NeighborConfig, type RawEntry } from './peer.ts';
 import { RibOut } from './rib-out.ts';
 import type { PolicyBook } from './policy/index.ts';
 import { isEndOfRib } from './wire/update.ts';
@@ -80,6 +81,7 @@ function normalizeAddress(a: string): string {
 
 export class Speaker extends EventEmitter {
   readonly attrs = new AttrSetTable();
+  private readonly arena = new ByteArena();
   readonly ribs = new Map<AfiSafiName, FamilyRib>();
   readonly peers: Peer[] = []; // index 0 unused (local)
   private readonly byAddress = new Map<string, Peer>();
@@ -105,8 +107,8 @@ export class Speaker extends EventEmitter {
     this.peers.push(undefined as unknown as Peer); // index 0 is the local pseudo-peer
     this.attrs.onRelease((set) => {
       const p = this.peers[set.source];
-      if (p !== undefined) p.forgetSet(set.id);
-      for (const q of this.peers) if (q !== undefined) q.exportCache.delete(set.id);
+      if (p !== undefined) p.forgetSet(set);
+      for (const q of this.peers) if (q !== undefined) for (let f = 0; f < 4; f++) q.exportCache.delete(set.id * 4 + f);
     });
     for (const n of cfg.neighbors) this.addNeighbor(n);
   }
@@ -469,17 +471,16 @@ export class Speaker extends EventEmitter {
       const hasNlri = u.nlri.length > 0;
       // Cache decoded attributes by their raw bytes (only without MP attributes: those embed NLRI).
       const h = fnv(u.attributes);
-      let entry = p.rawCache.get(h)?.find((e) => sameBytes(e.bytes, u.attributes));
+      let entry = p.rawCache.get(h);
+      while (entry !== undefined && !sameBytes(entry.bytes, u.attributes)) entry = entry.next;
       if (entry === undefined) {
-        // Decode from a private copy: decoded values are views, and views into the socket's
-        // chunk would keep the whole chunk alive for as long as the attribute set lives.
-        const bytes = u.attributes.slice();
+        // Decode from a private copy (Buffer#slice would not copy): decoded values are views,
+        // and views into the socket's chunk would keep the whole chunk alive.
+        const bytes = this.arena.copy(u.attributes);
         decoded = decodeAttributes(bytes, ctx, hasNlri);
         if (decoded.mpReach === undefined && decoded.mpUnreach === undefined && hasNlri) {
-          entry = { bytes, decoded, setId: -1 };
-          const list = p.rawCache.get(h);
-          if (list === undefined) p.rawCache.set(h, [entry]);
-          else list.push(entry);
+          entry = { bytes, decoded, setId: -1, acc: -2, next: p.rawCache.get(h) };
+          p.rawCache.set(h, entry);
         }
       } else decoded = entry.decoded;
       if (decoded.errors.length > 0) {
@@ -522,7 +523,7 @@ export class Speaker extends EventEmitter {
             raw = this.internRaw(p, decoded.attrs, entry === undefined ? undefined : h);
             if (entry !== undefined) entry.setId = raw;
           }
-          this.importV4(p, v4, raw, u.nlri, addPathV4);
+          this.importV4(p, v4, raw, u.nlri, addPathV4, entry);
         }
       }
       const mr = decoded.mpReach;
@@ -586,7 +587,7 @@ export class Speaker extends EventEmitter {
   /** Interns attributes received from p (raw, pre-policy), keyed by the raw bytes hash. */
   private internRaw(p: Peer, attrs: AttrSet['attrs'], hash: number | undefined): number {
     const set = this.attrs.create(attrs, p.index);
-    if (hash !== undefined) p.keyBySet.set(set.id, hash);
+    set.cacheKey = hash;
     return set.id;
   }
 
@@ -597,7 +598,7 @@ export class Speaker extends EventEmitter {
     if (hit !== undefined) return hit;
     const set = this.attrs.create(attrs, p.index);
     p.setByKey.set(key, set.id);
-    p.keyBySet.set(set.id, key);
+    set.cacheKey = key;
     return set.id;
   }
 
@@ -634,13 +635,22 @@ export class Speaker extends EventEmitter {
     return this.internByKey(p, r.attrs);
   }
 
-  private importV4(p: Peer, rib: FamilyRib, raw: number, nlri: Uint8Array, addPath: boolean): void {
+  private importV4(
+    p: Peer,
+    rib: FamilyRib,
+    raw: number,
+    nlri: Uint8Array,
+    addPath: boolean,
+    entry: RawEntry | undefined,
+  ): void {
     const perPrefix = this.cfg.policies.dependsOnPrefix(p.cfg.importPolicy ?? []);
     if (!perPrefix) {
-      let acc = p.importCache.get(raw);
+      // The import result lives on the raw cache entry (no separate map on the hot path).
+      let acc = entry !== undefined && entry.acc !== -2 ? entry.acc : p.importCache.get(raw);
       if (acc === undefined) {
         acc = this.importSet(p, raw, 'ipv4-unicast', undefined);
-        p.importCache.set(raw, acc);
+        if (entry !== undefined) entry.acc = acc;
+        else p.importCache.set(raw, acc);
       }
       this.setCursor(rib, p.index, raw, acc);
       forEachIPv4Prefix(nlri, addPath, this.v4Upsert);
@@ -672,6 +682,7 @@ export class Speaker extends EventEmitter {
     for (const p of this.peers) {
       if (p === undefined) continue;
       p.importCache.clear();
+      for (const first of p.rawCache.values()) for (let e: RawEntry | undefined = first; e !== undefined; e = e.next) e.acc = -2;
       for (const rib of this.ribs.values()) {
         rib.reimport(p.index, (raw, d) => this.importSet(p, raw, rib.family, rib.nlriOf(d).prefix));
       }

@@ -232,9 +232,13 @@ describe.skipIf(!available)('interop: vce <-> ExaBGP', () => {
     expect(a.peer().primary?.socket?.remotePort).toBe(e.config.listenPort);
     expect(b.peer().cfg.passive).toBe(true);
     expect(b.peer().primary?.socket?.localPort).toBe(b.agent.speaker.listenPort);
-    // Both OPENs carried both families; ExaBGP reports what it negotiated.
-    const opens = (await e.events()).filter((x) => x.type === 'open' && x.neighbor?.direction === 'receive');
-    expect(opens.length).toBeGreaterThan(0);
+    // ExaBGP decoded vce's OPEN.
+    const open = (await e.events()).find((x) => x.type === 'open' && x.neighbor?.direction === 'receive');
+    expect((open?.neighbor as { open?: unknown } | undefined)?.open).toMatchObject({
+      asn: A.asn,
+      hold_time: 3,
+      router_id: '10.255.0.71',
+    });
   });
 
   it('vce -> ExaBGP: IPv4 and IPv6 routes with communities, large/ext communities, MED, AS path', async () => {
@@ -433,6 +437,16 @@ describe.skipIf(!available)('interop: vce <-> ExaBGP', () => {
       { what: 'ExaBGP E to receive 10.71.0.0/16 again', describe: () => e.handle.logTail(20) },
     );
     expect(findRoute(await e.received('ipv4-unicast'), '10.71.0.0/16')?.med).toBe(50);
+    // Enhanced Route Refresh is negotiated: the re-send is framed by BoRR and EoRR (RFC 7313).
+    await waitFor(
+      async () =>
+        (await refreshesSince(e, evBefore.length)).some((r) => r.subtype === 'end') ? true : undefined,
+      { what: 'EoRR from vce at ExaBGP E' },
+    );
+    expect(await refreshesSince(e, evBefore.length)).toEqual([
+      { afi: 'ipv4', safi: 'unicast', subtype: 'begin' },
+      { afi: 'ipv4', safi: 'unicast', subtype: 'end' },
+    ]);
     await e.routeRefresh('ipv6-unicast');
     await waitFor(
       async () =>

@@ -23,6 +23,8 @@ export interface AttrSet {
   readonly clusterListLength: number;
   readonly noExport: boolean; // NO_EXPORT or NO_EXPORT_SUBCONFED present
   readonly noAdvertise: boolean;
+  /** The key a per-peer cache holds this set under (raw bytes hash or canonical text), if any. */
+  cacheKey: number | string | undefined;
 }
 
 /** AS_PATH length for the decision process: AS_SET counts 1, confederation segments 0 (RFC 4271 §9.1.2.2 a, RFC 5065 §5.3). */
@@ -81,6 +83,7 @@ export class AttrSetTable {
         (comm.includes(WellKnownCommunity.NO_EXPORT) ||
           comm.includes(WellKnownCommunity.NO_EXPORT_SUBCONFED)),
       noAdvertise: comm !== undefined && comm.includes(WellKnownCommunity.NO_ADVERTISE),
+      cacheKey: undefined,
     };
     this.sets[id] = set;
     this.refs[id] = 0;
