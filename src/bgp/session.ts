@@ -9,6 +9,7 @@
  */
 import net from 'node:net';
 import { BgpFsm, type FsmConfig, type FsmEvent } from './fsm.ts';
+import { CeaseSubcode } from './wire/constants.ts';
 
 export interface SessionEndpoint {
   readonly remoteAddress: string;
@@ -20,6 +21,8 @@ export interface SessionHooks {
   onEvent(session: Session, ev: FsmEvent): void;
   /** Called when the socket can take more: return UPDATE messages (empty when none pending). */
   produce(session: Session, budgetBytes: number): Uint8Array[];
+  /** An exception escaped onEvent/produce (a bug of ours); the session is reset, not the process. */
+  onInternalError?(session: Session, error: unknown): void;
 }
 
 const WRITE_BUDGET = 1 << 20;
@@ -106,7 +109,9 @@ export class Session {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       if (this.socket !== socket) return;
-      this.fsm.handleBytes(monotonicMs(), chunk);
+      // A plain Uint8Array view: every subarray taken downstream (messages, attributes, NLRI) is
+      // then a cheap Uint8Array instead of a Buffer built through Symbol.species.
+      this.fsm.handleBytes(monotonicMs(), new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
       this.run();
     });
     socket.on('drain', () => {
@@ -178,7 +183,11 @@ export class Session {
         default:
           break;
       }
-      this.hooks.onEvent(this, ev);
+      try {
+        this.hooks.onEvent(this, ev);
+      } catch (e) {
+        this.internalError(e);
+      }
     }
     if (this.socket !== undefined) this.pump(this.socket);
     this.schedule();
@@ -206,7 +215,13 @@ export class Session {
           ok = socket.write(b);
         }
         if (!ok || written >= WRITE_BUDGET || this.fsm.state !== 'established') break;
-        const batch = this.hooks.produce(this, WRITE_BUDGET - written);
+        let batch: Uint8Array[];
+        try {
+          batch = this.hooks.produce(this, WRITE_BUDGET - written);
+        } catch (e) {
+          this.internalError(e);
+          break;
+        }
         if (batch.length === 0) {
           // produce() may have queued a route-refresh marker (EoRR) directly: write it too.
           while ((b = this.fsm.pollTransmit()) !== undefined) ok = socket.write(b);
@@ -223,6 +238,15 @@ export class Session {
     } finally {
       this.writing = false;
     }
+  }
+
+  /**
+   * A bug of ours surfaced while handling this session: it must not take the process (and every
+   * other session) down. The session is reset with Cease/Out of Resources (RFC 4486) and restarts.
+   */
+  private internalError(e: unknown): void {
+    this.hooks.onInternalError?.(this, e);
+    if (this.fsm.state !== 'idle') this.fsm.cease(monotonicMs(), CeaseSubcode.OUT_OF_RESOURCES);
   }
 
   /** Asks the shell to try writing (new UPDATEs became available). */

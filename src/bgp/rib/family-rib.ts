@@ -44,8 +44,8 @@ export class FamilyRib {
   dHead = new Int32Array(0);
   dBest = new Int32Array(0);
   private dDirty = new Uint8Array(0);
-  // v4 hash table: slot -> dest + 1
-  private slots = new Int32Array(1024);
+  // v4 hash table (see findV4)
+  private slots = new Int32Array(2048);
   private readonly keyMap = new Map<string, number>();
   // path pool
   pPeer = new Int32Array(0);
@@ -98,40 +98,52 @@ export class FamilyRib {
     return d;
   }
 
+  // The v4 hash table holds the key next to the destination index, so a probe touches one cache
+  // line: slot i is (slots[2i] = address as int32, slots[2i+1] = ((dest + 1) << 6) | length),
+  // 0 meaning empty. Up to 2^25 destinations.
   findV4(addr: number, len: number): number {
-    const mask = this.slots.length - 1;
+    const slots = this.slots;
+    const mask = (slots.length >> 1) - 1;
+    const a = addr | 0;
     for (let i = hashV4(addr, len) & mask; ; i = (i + 1) & mask) {
-      const s = this.slots[i]!;
-      if (s === 0) return -1;
-      const d = s - 1;
-      if (this.dAddr[d] === addr && this.dLen[d] === len) return d;
+      const m = slots[2 * i + 1]!;
+      if (m === 0) return -1;
+      if ((m & 63) === len && slots[2 * i] === a) return (m >>> 6) - 1;
     }
   }
 
   findOrAddV4(addr: number, len: number): number {
-    const mask = this.slots.length - 1;
+    const slots = this.slots;
+    const mask = (slots.length >> 1) - 1;
+    const a = addr | 0;
     let i = hashV4(addr, len) & mask;
     for (; ; i = (i + 1) & mask) {
-      const s = this.slots[i]!;
-      if (s === 0) break;
-      const d = s - 1;
-      if (this.dAddr[d] === addr && this.dLen[d] === len) return d;
+      const m = slots[2 * i + 1]!;
+      if (m === 0) break;
+      if ((m & 63) === len && slots[2 * i] === a) return (m >>> 6) - 1;
     }
+    if (this.destCount >= 1 << 25) throw new Error('IPv4 RIB full (2^25 destinations)');
     const d = this.newDest();
     this.dAddr[d] = addr;
     this.dLen[d] = len;
-    this.slots[i] = d + 1;
-    if (this.destCount * 2 > this.slots.length) this.rehash();
+    slots[2 * i] = a;
+    slots[2 * i + 1] = ((d + 1) << 6) | len;
+    if (this.destCount * 4 > slots.length) this.rehash(); // load factor 1/2
     return d;
   }
 
   private rehash(): void {
-    const slots = new Int32Array(this.slots.length * 2);
-    const mask = slots.length - 1;
-    for (let d = 0; d < this.destCount; d++) {
-      let i = hashV4(this.dAddr[d]!, this.dLen[d]!) & mask;
-      while (slots[i] !== 0) i = (i + 1) & mask;
-      slots[i] = d + 1;
+    const old = this.slots;
+    const slots = new Int32Array(old.length * 2);
+    const mask = (slots.length >> 1) - 1;
+    for (let j = 1; j < old.length; j += 2) {
+      const m = old[j]!;
+      if (m === 0) continue;
+      const a = old[j - 1]!;
+      let i = hashV4(a >>> 0, m & 63) & mask;
+      while (slots[2 * i + 1] !== 0) i = (i + 1) & mask;
+      slots[2 * i] = a;
+      slots[2 * i + 1] = m;
     }
     this.slots = slots;
   }
@@ -268,8 +280,12 @@ export class FamilyRib {
       this.attrs.unref(attr);
       this.markDirty(d);
     }
+    // The best path must never point at a freed slot, even before the next decision run: readers
+    // in between (a session coming up dumps its table at once, the API) would follow it.
+    if (this.dBest[d] === p) this.dBest[d] = -1;
     this.pLabels[p] = undefined;
     this.pPeer[p] = -1;
+    this.pAttr[p] = -1;
     this.pNext[p] = this.freePath;
     this.freePath = p;
   }
