@@ -158,12 +158,10 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
   app.setErrorHandler((err: { statusCode?: number; message: string; validation?: unknown }, _req, reply) => {
     const status =
       err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    void reply
-      .status(status)
-      .send({
-        error: status === 400 ? 'bad-request' : status === 404 ? 'not-found' : 'internal',
-        message: err.message,
-      });
+    void reply.status(status).send({
+      error: status === 400 ? 'bad-request' : status === 404 ? 'not-found' : 'internal',
+      message: err.message,
+    });
   });
 
   app.get(
@@ -217,7 +215,6 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
         return { ok: true, detail: 'session closed with Cease/Administrative Shutdown' };
       }
       if (action === 'enable') {
-        for (const s of p.sessions) s.input((fsm, now) => fsm.start(now));
         sp.startPeer(p);
         return { ok: true, detail: 'neighbor enabled' };
       }

@@ -153,10 +153,23 @@ export class Peer {
     this.outByKey.clear();
   }
 
-  /** Drops every cache entry that mentions a freed attribute set. */
+  /**
+   * A best-path attribute set was freed: its export results go, and so do the out sets made from
+   * it (every destination that used it has been re-decided, so no queued entry still needs them).
+   */
+  forgetExports(setId: number): void {
+    for (let f = 0; f < 4; f++) {
+      const key = setId * 4 + f;
+      const out = this.exportCache.get(key);
+      if (out === undefined) continue;
+      this.exportCache.delete(key);
+      if (out >= 0) this.outSets.delete(out);
+    }
+  }
+
+  /** Drops every cache entry that mentions a freed attribute set received from this peer. */
   forgetSet(set: AttrSet): void {
     this.importCache.delete(set.id);
-    for (let f = 0; f < 4; f++) this.exportCache.delete(set.id * 4 + f);
     const k = set.cacheKey;
     if (k === undefined) return;
     if (typeof k === 'string') {
@@ -172,5 +185,4 @@ export class Peer {
       return;
     }
   }
-
 }

@@ -26,7 +26,12 @@ interface Slab {
 }
 const MP_PATH_ID = 1; // the path id we use when ADD-PATH send is negotiated (we send best only)
 
-const FAMILY_INDEX: Record<AfiSafiName, number> = { 'ipv4-unicast': 0, 'ipv6-unicast': 1, 'ipv4-vpn': 2, 'ipv6-vpn': 3 };
+const FAMILY_INDEX: Record<AfiSafiName, number> = {
+  'ipv4-unicast': 0,
+  'ipv6-unicast': 1,
+  'ipv4-vpn': 2,
+  'ipv6-vpn': 3,
+};
 
 function isV4Family(f: AfiSafiName): boolean {
   return f === 'ipv4-unicast' || f === 'ipv4-vpn';

@@ -88,8 +88,7 @@ export class Speaker extends EventEmitter {
     this.attrs.onRelease((set) => {
       const p = this.peers[set.source];
       if (p !== undefined) p.forgetSet(set);
-      for (const q of this.peers)
-        if (q !== undefined) for (let f = 0; f < 4; f++) q.exportCache.delete(set.id * 4 + f);
+      for (const q of this.peers) if (q !== undefined) q.forgetExports(set.id);
     });
     for (const n of cfg.neighbors) this.addNeighbor(n);
   }
@@ -136,7 +135,10 @@ export class Speaker extends EventEmitter {
         s.stop({ subcode: CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, message });
       }
     }
-    await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, 2000))]);
+    // Wait for the peers to take the NOTIFICATIONs and close, at most 2 s.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(waits), new Promise((r) => (timer = setTimeout(r, 2000)))]);
+    clearTimeout(timer);
     for (const p of this.peers) if (p !== undefined) for (const s of p.sessions) s.dispose();
   }
 
@@ -190,9 +192,17 @@ export class Speaker extends EventEmitter {
     );
   }
 
+  /** (Re)enables a neighbour: starts its session, or restarts one stopped by stopPeer/max-prefix. */
   startPeer(p: Peer): void {
     p.adminDown = false;
-    if (p.sessions.length > 0) return;
+    if (p.restartTimer !== undefined) {
+      clearTimeout(p.restartTimer);
+      p.restartTimer = undefined;
+    }
+    if (p.sessions.length > 0) {
+      for (const s of p.sessions) if (s.fsm.state === 'idle') s.input((fsm, now) => fsm.start(now));
+      return;
+    }
     const s = this.newSession(p, p.cfg.passive, false);
     p.sessions.push(s);
     s.start();

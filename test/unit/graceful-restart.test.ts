@@ -22,7 +22,16 @@ afterEach(async () => {
 
 async function pair(restartTime: number): Promise<{ h: RunningAgent; r: RunningAgent }> {
   const [ph, pr] = await Promise.all([freePort(H), freePort(R)]);
-  const cfg = (me: string, asn: number, port: number, peer: string, peerAsn: number, peerPort: number, networks: string[], passive: boolean) =>
+  const cfg = (
+    me: string,
+    asn: number,
+    port: number,
+    peer: string,
+    peerAsn: number,
+    peerPort: number,
+    networks: string[],
+    passive: boolean,
+  ) =>
     buildAgentConfig({
       'router-id': me,
       'log-level': 'silent',
@@ -51,10 +60,13 @@ async function pair(restartTime: number): Promise<{ h: RunningAgent; r: RunningA
     startAgent(cfg(R, 65082, pr, H, 65081, ph, ['10.82.0.0/16', '10.82.1.0/24', '2001:db8:82::/48'], false)),
   ]);
   running.push(h, r);
-  await waitFor(() => Promise.resolve(routeViews(h.speaker, 'ipv4-unicast').length === 3 ? true : undefined), {
-    timeoutMs: 10_000,
-    what: 'routes of the restarting peer at the helper',
-  });
+  await waitFor(
+    () => Promise.resolve(routeViews(h.speaker, 'ipv4-unicast').length === 3 ? true : undefined),
+    {
+      timeoutMs: 10_000,
+      what: 'routes of the restarting peer at the helper',
+    },
+  );
   return { h, r };
 }
 
@@ -65,7 +77,8 @@ function cut(r: RunningAgent): void {
 
 function staleOf(h: RunningAgent, family: 'ipv4-unicast' | 'ipv6-unicast'): Record<string, boolean> {
   const out: Record<string, boolean> = {};
-  for (const v of routeViews(h.speaker, family)) for (const p of v.paths) if (p.from !== 'local') out[v.prefix] = p.stale;
+  for (const v of routeViews(h.speaker, family))
+    for (const p of v.paths) if (p.from !== 'local') out[v.prefix] = p.stale;
   return out;
 }
 
@@ -80,26 +93,38 @@ describe('graceful restart helper (RFC 4724)', () => {
       });
     });
     r.speaker.withdrawLocal(parsePrefix('10.82.1.0/24')); // an ordinary withdraw before the restart
-    await waitFor(() => Promise.resolve(staleOf(h, 'ipv4-unicast')['10.82.1.0/24'] === undefined ? true : undefined), {
-      timeoutMs: 5000,
-      what: 'withdraw of 10.82.1.0/24',
-    });
+    await waitFor(
+      () => Promise.resolve(staleOf(h, 'ipv4-unicast')['10.82.1.0/24'] === undefined ? true : undefined),
+      {
+        timeoutMs: 5000,
+        what: 'withdraw of 10.82.1.0/24',
+      },
+    );
     r.speaker.originate(parsePrefix('10.82.2.0/24'));
-    await waitFor(() => Promise.resolve(staleOf(h, 'ipv4-unicast')['10.82.2.0/24'] === false ? true : undefined), {
-      timeoutMs: 5000,
-      what: '10.82.2.0/24 at the helper',
-    });
+    await waitFor(
+      () => Promise.resolve(staleOf(h, 'ipv4-unicast')['10.82.2.0/24'] === false ? true : undefined),
+      {
+        timeoutMs: 5000,
+        what: '10.82.2.0/24 at the helper',
+      },
+    );
     // The restarting side forgets 10.82.2.0/24 during its "restart": it must not survive the EoR.
     cut(r);
     r.speaker.withdrawLocal(parsePrefix('10.82.2.0/24'));
-    await waitFor(() => Promise.resolve(peerAtH.established ? undefined : true), { timeoutMs: 5000, what: 'session down at the helper' });
+    await waitFor(() => Promise.resolve(peerAtH.established ? undefined : true), {
+      timeoutMs: 5000,
+      what: 'session down at the helper',
+    });
     expect(staleOf(h, 'ipv4-unicast')).toEqual({ '10.82.0.0/16': true, '10.82.2.0/24': true });
     expect(staleOf(h, 'ipv6-unicast')).toEqual({ '2001:db8:82::/48': true });
     await eor;
-    await waitFor(() => Promise.resolve(staleOf(h, 'ipv6-unicast')['2001:db8:82::/48'] === false ? true : undefined), {
-      timeoutMs: 10_000,
-      what: 'IPv6 End-of-RIB',
-    });
+    await waitFor(
+      () => Promise.resolve(staleOf(h, 'ipv6-unicast')['2001:db8:82::/48'] === false ? true : undefined),
+      {
+        timeoutMs: 10_000,
+        what: 'IPv6 End-of-RIB',
+      },
+    );
     expect(staleOf(h, 'ipv4-unicast')).toEqual({ '10.82.0.0/16': false });
     expect(staleOf(h, 'ipv6-unicast')).toEqual({ '2001:db8:82::/48': false });
   });
@@ -110,13 +135,19 @@ describe('graceful restart helper (RFC 4724)', () => {
     const peerAtH = h.speaker.neighbor(R)!;
     cut(r); // the helper sees the connection drop without a NOTIFICATION...
     r.speaker.stopPeer(peerAtR); // ...and the restarting side does not come back
-    await waitFor(() => Promise.resolve(peerAtH.established ? undefined : true), { timeoutMs: 5000, what: 'session down' });
+    await waitFor(() => Promise.resolve(peerAtH.established ? undefined : true), {
+      timeoutMs: 5000,
+      what: 'session down',
+    });
     const t0 = Date.now();
     expect(Object.values(staleOf(h, 'ipv4-unicast')).every((s) => s)).toBe(true);
-    await waitFor(() => Promise.resolve(routeViews(h.speaker, 'ipv4-unicast').length === 1 ? true : undefined), {
-      timeoutMs: 5000,
-      what: 'stale routes flushed after the restart time',
-    });
+    await waitFor(
+      () => Promise.resolve(routeViews(h.speaker, 'ipv4-unicast').length === 1 ? true : undefined),
+      {
+        timeoutMs: 5000,
+        what: 'stale routes flushed after the restart time',
+      },
+    );
     expect(Date.now() - t0).toBeGreaterThanOrEqual(500);
     expect(routeViews(h.speaker, 'ipv6-unicast')).toEqual([]);
   });
@@ -125,7 +156,10 @@ describe('graceful restart helper (RFC 4724)', () => {
     const { h, r } = await pair(30);
     const peerAtH = h.speaker.neighbor(R)!;
     r.speaker.stopPeer(r.speaker.neighbor(H)!, 2, 'maintenance');
-    await waitFor(() => Promise.resolve(peerAtH.established ? undefined : true), { timeoutMs: 5000, what: 'session down' });
+    await waitFor(() => Promise.resolve(peerAtH.established ? undefined : true), {
+      timeoutMs: 5000,
+      what: 'session down',
+    });
     expect(routeViews(h.speaker, 'ipv4-unicast').map((v) => v.prefix)).toEqual(['10.81.0.0/16']);
   });
 });
