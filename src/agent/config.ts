@@ -21,7 +21,7 @@ import {
   type ConfigObject,
 } from '../bgp/policy/config-reader.ts';
 import type { MaxPrefixConfig, NeighborConfig } from '../bgp/peer.ts';
-import type { SpeakerConfig } from '../bgp/speaker.ts';
+import type { DynamicNeighborRange, SpeakerConfig } from '../bgp/speaker.ts';
 
 /** A configuration problem: `path` names the field. */
 export { PolicyConfigError as ConfigError };
@@ -199,6 +199,63 @@ function readNeighbor(v: unknown, path: string, book: PolicyBook): NeighborConfi
   };
 }
 
+/**
+ * `{prefix, peer-asn | peer-as-range | peer-asns, limit?, template?}`: a listen range from which
+ * peers are accepted with no per-peer configuration (draft 7.2.1.1: the PE side needs none).
+ */
+function readDynamicNeighbors(v: unknown, path: string, book: PolicyBook): DynamicNeighborRange {
+  const o = readObject(
+    v,
+    path,
+    ['prefix', 'peer-asn', 'peer-as-range', 'peer-asns', 'limit', 'template'],
+    ['prefix'],
+  );
+  const prefixText = readString(o['prefix'], key(path, 'prefix'));
+  const prefix = at(key(path, 'prefix'), () => parsePrefix(prefixText));
+  const given = ['peer-asn', 'peer-as-range', 'peer-asns'].filter((k) => o[k] !== undefined);
+  if (given.length !== 1)
+    throw new PolicyConfigError(
+      path,
+      'exactly one of peer-asn, peer-as-range ("A-B") or peer-asns (a list, or "any") is needed',
+    );
+  let peerAsns: readonly number[] | 'any';
+  if (o['peer-asn'] !== undefined) peerAsns = [readInt(o['peer-asn'], key(path, 'peer-asn'), 1, 4294967295)];
+  else if (o['peer-asns'] === 'any') peerAsns = 'any';
+  else if (o['peer-asns'] !== undefined)
+    peerAsns = readList(o['peer-asns'], key(path, 'peer-asns')).map((x, i) =>
+      readInt(x, index(key(path, 'peer-asns'), i), 1, 4294967295),
+    );
+  else {
+    const r = readString(o['peer-as-range'], key(path, 'peer-as-range'));
+    const m = /^(\d+)-(\d+)$/.exec(r);
+    const lo = Number(m?.[1]);
+    const hi = Number(m?.[2]);
+    if (m === null || lo < 1 || hi > 4294967295 || lo > hi || hi - lo > 65535)
+      throw new PolicyConfigError(
+        key(path, 'peer-as-range'),
+        `expected "LOW-HIGH" spanning at most 65536 AS numbers, got "${r}"`,
+      );
+    peerAsns = Array.from({ length: hi - lo + 1 }, (_x, i) => lo + i);
+  }
+  const tmplPath = key(path, 'template');
+  const tmpl =
+    o['template'] === undefined
+      ? {}
+      : readObject(
+          o['template'],
+          tmplPath,
+          NEIGHBOR_KEYS.filter((k) => k !== 'address' && k !== 'peer-asn'),
+        );
+  const n = readNeighbor({ ...tmpl, address: '0.0.0.0', 'peer-asn': 1 }, tmplPath, book);
+  const { address: _a, peerAsn: _p, ...template } = n;
+  return {
+    prefix,
+    peerAsns,
+    template: { ...template, passive: true },
+    limit: o['limit'] === undefined ? 10000 : readInt(o['limit'], key(path, 'limit'), 1, 1_000_000),
+  };
+}
+
 /** Validates a parsed configuration tree. */
 export function buildAgentConfig(raw: unknown): AgentConfig {
   const o: ConfigObject = readObject(
@@ -219,7 +276,7 @@ export function buildAgentConfig(raw: unknown): AgentConfig {
   const b = readObject(
     o['bgp'] ?? {},
     'bgp',
-    ['asn', 'listen', 'neighbors', 'networks', 'cluster-id', 'decision'],
+    ['asn', 'listen', 'neighbors', 'dynamic-neighbors', 'networks', 'cluster-id', 'decision'],
     ['asn'],
   );
   const asn = readInt(b['asn'], 'bgp.asn', 1, 4294967295);
@@ -245,6 +302,9 @@ export function buildAgentConfig(raw: unknown): AgentConfig {
       );
     seen.add(k);
   });
+  const dynamicNeighbors = readList(b['dynamic-neighbors'], 'bgp.dynamic-neighbors').map((d, i) =>
+    readDynamicNeighbors(d, index('bgp.dynamic-neighbors', i), book),
+  );
   const networks: Prefix[] = readList(b['networks'], 'bgp.networks').map((n, i) => {
     const p = index('bgp.networks', i);
     const s = readString(n, p);
@@ -270,7 +330,17 @@ export function buildAgentConfig(raw: unknown): AgentConfig {
     routerIdText: readString(o['router-id'], 'router-id'),
     api,
     logLevel,
-    speaker: { asn, routerId, clusterId, listen, neighbors, networks, decision, policies: book },
+    speaker: {
+      asn,
+      routerId,
+      clusterId,
+      listen,
+      neighbors,
+      dynamicNeighbors,
+      networks,
+      decision,
+      policies: book,
+    },
   };
 }
 

@@ -22,7 +22,10 @@ export interface MaxPrefixConfig {
 
 export interface NeighborConfig {
   readonly address: string;
+  /** The peer's AS; for a dynamic neighbour, the AS it came up with (0 until then). */
   readonly peerAsn: number;
+  /** Dynamic neighbours: the accepted AS numbers (undefined: exactly `peerAsn`; 'any': any). */
+  readonly peerAsns?: readonly number[] | 'any';
   readonly description?: string;
   readonly passive: boolean;
   readonly remotePort: number;
@@ -96,6 +99,8 @@ export class Peer {
   readonly staleFamilies = new Set<AfiSafiName>();
   staleTimer: NodeJS.Timeout | undefined;
   restartTimer: NodeJS.Timeout | undefined;
+  /** Created from a dynamic-neighbor listen range; removed when its session ends. */
+  dynamic = false;
   /** Set when max-prefix (or an operator) stopped the peer. */
   adminDown = false;
   readonly warned = new Set<AfiSafiName>();

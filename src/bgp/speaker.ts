@@ -7,7 +7,7 @@
  */
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
-import { AFI_IPV4, formatAddress, parseAddress, type Prefix } from '../lib/ip.ts';
+import { AFI_IPV4, formatAddress, makePrefix, parseAddress, prefixContains, type Prefix } from '../lib/ip.ts';
 import {
   afiSafiCode,
   afiSafiName,
@@ -27,12 +27,24 @@ import { RibOut } from './rib-out.ts';
 import { RibIn } from './rib-in.ts';
 import type { PolicyBook } from './policy/index.ts';
 
+/** A listen range accepting peers with no per-peer configuration (draft 7.2.1.1, RFC-less common practice). */
+export interface DynamicNeighborRange {
+  readonly prefix: Prefix;
+  /** Accepted AS numbers, or 'any'. */
+  readonly peerAsns: readonly number[] | 'any';
+  /** Everything of a neighbour but its address and AS. */
+  readonly template: Omit<NeighborConfig, 'address' | 'peerAsn' | 'peerAsns'>;
+  /** At most this many peers from the range at once. */
+  readonly limit: number;
+}
+
 export interface SpeakerConfig {
   readonly asn: number;
   readonly routerId: number;
   readonly clusterId?: number;
   readonly listen?: { readonly address: string; readonly port: number } | false;
   readonly neighbors: readonly NeighborConfig[];
+  readonly dynamicNeighbors?: readonly DynamicNeighborRange[];
   /** Locally originated prefixes. */
   readonly networks: readonly Prefix[];
   readonly decision?: DecisionOptions;
@@ -171,7 +183,7 @@ export class Speaker extends EventEmitter {
       families: c.families,
       addPath: c.addPath,
       gracefulRestart: c.gracefulRestart,
-      peerAsn: c.peerAsn,
+      peerAsn: c.peerAsns === undefined ? c.peerAsn : c.peerAsns === 'any' ? undefined : c.peerAsns,
       passive,
       connectRetryTime: c.connectRetryTime,
       idleHoldTime: 1,
@@ -215,9 +227,51 @@ export class Speaker extends EventEmitter {
   }
 
   /** Inbound TCP connection: find the neighbour, then attach or resolve a collision. */
+  /** A peer for an unconfigured address inside a dynamic-neighbor range, or undefined. */
+  private dynamicPeer(remote: string): Peer | undefined {
+    let addr: Uint8Array;
+    try {
+      addr = parseAddress(remote);
+    } catch {
+      return undefined;
+    }
+    const ranges = this.cfg.dynamicNeighbors ?? [];
+    const r = ranges.find((x) => prefixContains(x.prefix, makePrefix(addr, addr.length * 8)));
+    if (r === undefined) return undefined;
+    const live = this.peers.filter(
+      (q) => q?.dynamic === true && prefixContains(r.prefix, makePrefix(q.addr, q.addr.length * 8)),
+    ).length;
+    if (live >= r.limit) {
+      this.log.warn({ remote, limit: r.limit }, 'dynamic neighbor range full: connection refused');
+      return undefined;
+    }
+    const p = this.addNeighbor({
+      ...r.template,
+      address: remote,
+      peerAsn: 0,
+      peerAsns: r.peerAsns,
+      passive: true,
+    });
+    p.dynamic = true;
+    this.log.info({ remote }, 'dynamic neighbor accepted');
+    return p;
+  }
+
+  /** Forgets a dynamic peer whose session ended: its routes, its state, its index. */
+  private removeDynamic(p: Peer): void {
+    for (const rib of this.ribs.values()) rib.removePeer(p.index);
+    for (const s of p.sessions) setImmediate(() => s.dispose());
+    p.sessions.length = 0;
+    this.clearPeerTimers(p);
+    this.byAddress.delete(normalizeAddress(p.cfg.address));
+    this.peers[p.index] = undefined as unknown as Peer; // indices are never reused
+    this.emit('peer-removed', p);
+    this.scheduleFlush();
+  }
+
   private accept(socket: net.Socket): void {
     const remote = normalizeAddress(socket.remoteAddress ?? '');
-    const p = this.byAddress.get(remote);
+    const p = this.byAddress.get(remote) ?? this.dynamicPeer(remote);
     if (p === undefined || p.adminDown || p.cfg.shutdown) {
       this.log.warn({ remote }, 'connection from unconfigured or shut down neighbor refused');
       socket.destroy();
@@ -315,6 +369,7 @@ export class Speaker extends EventEmitter {
       p.sessions.unshift(s);
     }
     p.negotiated = n;
+    if (p.dynamic) p.cfg = { ...p.cfg, peerAsn: n.peerAsn };
     p.source = {
       local: false,
       ebgp: n.ctx.ebgp,
@@ -344,6 +399,13 @@ export class Speaker extends EventEmitter {
 
   private onDown(p: Peer, s: Session, ev: Extract<FsmEvent, { type: 'down' }>): void {
     p.stats.lastError = ev.reason;
+    if (p.dynamic && (p.primary === s || p.negotiated === undefined)) {
+      // A dynamic neighbour exists only while its session does (no graceful-restart retention).
+      p.negotiated = undefined;
+      this.removeDynamic(p);
+      this.emit('peer-down', p, ev.reason);
+      return;
+    }
     if (p.primary !== s || p.negotiated === undefined) {
       // A losing or never-established connection.
       if (p.primary !== s) this.dropSession(p, s);
