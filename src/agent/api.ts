@@ -13,6 +13,8 @@ import { AFI_SAFIS, afiSafiCode, type AfiSafiName } from '../bgp/wire/constants.
 import type { Speaker } from '../bgp/speaker.ts';
 import { neighborViews, parsePrefixQuery, routeViews } from '../bgp/rib-view.ts';
 import { dumpRib } from '../bgp/mrt-dump.ts';
+import { RoutingContext } from '../routing/context.ts';
+import { registerContextRoutes } from './api-contexts.ts';
 
 const FamilyCounts = Type.Object({
   received: Type.Integer(),
@@ -66,13 +68,15 @@ const AddressParam = Type.Object({ address: Type.String() });
 type FamilyParams = { afiSafi: AfiSafiName };
 
 export interface ApiOptions {
-  readonly speaker: Speaker;
+  /** The routing contexts of the agent (`default` first); or, for a bare speaker, `speaker`. */
+  readonly contexts?: ReadonlyMap<string, RoutingContext>;
+  readonly speaker?: Speaker;
   readonly dumpDir?: string;
+  /** Default lease of controller routes, seconds. */
+  readonly leaseSeconds?: number;
 }
 
-function metrics(sp: Speaker): Registry {
-  const reg = new Registry();
-  collectDefaultMetrics({ register: reg, prefix: 'vce_' });
+function metrics(sp: Speaker, vrf: string, reg: Registry): void {
   const labels = ['neighbor', 'peer_asn'];
   new Gauge({
     name: 'vce_bgp_neighbor_up',
@@ -138,12 +142,26 @@ function metrics(sp: Speaker): Registry {
       for (const p of sp.peerList()) this.set({ neighbor: p.cfg.address }, p.stats.errors7606);
     },
   });
-  return reg;
 }
 
 export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> {
-  const sp = opts.speaker;
+  const contexts: ReadonlyMap<string, RoutingContext> =
+    opts.contexts ?? new Map([['default', new RoutingContext('default', opts.speaker)]]);
+  const leaseSeconds = opts.leaseSeconds ?? 60;
   const app = Fastify({ logger: false });
+  // BGP endpoints act on one context's speaker: `?vrf=NAME` (default: the default context).
+  const speakers = new WeakMap<object, Speaker>();
+  const spOf = (req: object): Speaker => speakers.get(req)!;
+  app.addHook('preHandler', async (req, reply) => {
+    if (!req.url.startsWith('/api/v1/bgp/')) return;
+    const vrf = (req.query as { vrf?: string } | undefined)?.vrf ?? 'default';
+    const ctx = contexts.get(vrf);
+    if (ctx === undefined)
+      return reply.status(404).send({ error: 'not-found', message: `no routing context "${vrf}"` });
+    if (ctx.speaker === undefined)
+      return reply.status(404).send({ error: 'not-found', message: `routing context "${vrf}" runs no BGP` });
+    speakers.set(req, ctx.speaker);
+  });
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -154,7 +172,10 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
       },
     },
   });
-  const reg = metrics(sp);
+  const reg = new Registry();
+  collectDefaultMetrics({ register: reg, prefix: 'vce_' });
+  const first = [...contexts.values()].find((c) => c.speaker !== undefined);
+  if (first?.speaker !== undefined) metrics(first.speaker, first.name, reg);
   app.setErrorHandler((err: { statusCode?: number; message: string; validation?: unknown }, _req, reply) => {
     const status =
       err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
@@ -169,14 +190,14 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
     {
       schema: { summary: 'BGP neighbours and their session state', response: { 200: Type.Array(Neighbor) } },
     },
-    () => neighborViews(sp),
+    (req) => neighborViews(spOf(req)),
   );
 
   app.get<{ Params: { address: string } }>(
     '/api/v1/bgp/neighbors/:address',
     { schema: { params: AddressParam, response: { 200: Neighbor, 404: ErrorBody } } },
     (req, reply) => {
-      const v = neighborViews(sp).find((n) => n.address === req.params.address);
+      const v = neighborViews(spOf(req)).find((n) => n.address === req.params.address);
       if (v === undefined)
         return reply.status(404).send({ error: 'not-found', message: `no neighbor ${req.params.address}` });
       return v;
@@ -206,6 +227,7 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
       },
     },
     (req, reply) => {
+      const sp = spOf(req);
       const p = sp.neighbor(req.params.address);
       if (p === undefined)
         return reply.status(404).send({ error: 'not-found', message: `no neighbor ${req.params.address}` });
@@ -241,11 +263,12 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
       schema: {
         summary: 'Routes of one address family with every path and the reason the best one won',
         params: FamilyParam,
-        querystring: Type.Object({ prefix: Type.Optional(Type.String()) }),
+        querystring: Type.Object({ prefix: Type.Optional(Type.String()), vrf: Type.Optional(Type.String()) }),
         response: { 200: Type.Array(Route), 400: ErrorBody, 404: ErrorBody },
       },
     },
     (req, reply) => {
+      const sp = spOf(req);
       const f = req.params.afiSafi;
       if (!sp.ribs.has(f))
         return reply.status(404).send({ error: 'not-found', message: `address family ${f} is not enabled` });
@@ -277,7 +300,7 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
     },
     async (req) => {
       const file = req.body?.path ?? path.join(opts.dumpDir ?? os.tmpdir(), `vce-rib-${Date.now()}.mrt`);
-      const { entries } = await dumpRib(sp, file);
+      const { entries } = await dumpRib(spOf(req), file);
       return { path: file, entries };
     },
   );
@@ -286,6 +309,8 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
     const text = await reg.metrics();
     return reply.type(reg.contentType).send(text);
   });
+
+  registerContextRoutes(app, contexts, leaseSeconds);
 
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
   await app.ready();

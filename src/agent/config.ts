@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { parseAddress, parsePrefix, ipv4ToNumber, type Prefix } from '../lib/ip.ts';
+import { parseRd } from '../bgp/wire/rd.ts';
 import { AFI_SAFIS, type AfiSafiName } from '../bgp/wire/constants.ts';
 import type { AddPathMode } from '../bgp/wire/negotiate.ts';
 import { compilePolicies, PolicyConfigError, type PolicyBook } from '../bgp/policy/index.ts';
@@ -26,12 +27,39 @@ import type { DynamicNeighborRange, SpeakerConfig } from '../bgp/speaker.ts';
 /** A configuration problem: `path` names the field. */
 export { PolicyConfigError as ConfigError };
 
+export interface StaticRouteConfig {
+  readonly prefix: Prefix;
+  readonly action: 'forward' | 'blackhole' | 'reject';
+  readonly nextHop?: Uint8Array;
+  readonly interface?: string;
+  readonly distance: number;
+  readonly bfd: boolean;
+}
+
+export interface InterfaceConfig {
+  readonly name: string;
+  readonly addresses: readonly { readonly address: Uint8Array; readonly prefix: Prefix }[];
+}
+
+/** One routing context (VRF); the top level of the file is the `default` context. */
+export interface ContextConfig {
+  readonly name: string;
+  readonly routeDistinguisher?: string;
+  readonly speaker?: SpeakerConfig;
+  readonly staticRoutes: readonly StaticRouteConfig[];
+  readonly interfaces: readonly InterfaceConfig[];
+}
+
 export interface AgentConfig {
   readonly routerId: number;
   readonly routerIdText: string;
   readonly api?: { readonly host: string; readonly port: number };
   readonly logLevel: string;
-  readonly speaker: SpeakerConfig;
+  readonly tenant?: string;
+  /** The default context's speaker (undefined when it runs no BGP). */
+  readonly speaker?: SpeakerConfig;
+  readonly contexts: readonly ContextConfig[];
+  readonly controllerLeaseSeconds: number;
 }
 
 function readBool(v: unknown, path: string, dflt: boolean): boolean {
@@ -256,12 +284,159 @@ function readDynamicNeighbors(v: unknown, path: string, book: PolicyBook): Dynam
   };
 }
 
+/** The `bgp` section of a context: one speaker. */
+function readBgp(v: unknown, P: string, book: PolicyBook, routerId: number): SpeakerConfig {
+  const b = readObject(
+    v,
+    P,
+    ['asn', 'listen', 'neighbors', 'dynamic-neighbors', 'networks', 'cluster-id', 'decision'],
+    ['asn'],
+  );
+  const asn = readInt(b['asn'], `${P}.asn`, 1, 4294967295);
+  let listen: SpeakerConfig['listen'];
+  if (b['listen'] === false) listen = false;
+  else if (b['listen'] !== undefined) {
+    const l = readObject(b['listen'], `${P}.listen`, ['address', 'port']);
+    listen = {
+      address: l['address'] === undefined ? '0.0.0.0' : readAddressText(l['address'], `${P}.listen.address`),
+      port: l['port'] === undefined ? 179 : readInt(l['port'], `${P}.listen.port`, 0, 65535),
+    };
+  } else listen = { address: '0.0.0.0', port: 179 };
+  const neighbors = readList(b['neighbors'], `${P}.neighbors`).map((n, i) =>
+    readNeighbor(n, index(`${P}.neighbors`, i), book),
+  );
+  const seen = new Set<string>();
+  neighbors.forEach((n, i) => {
+    const k = n.address.toLowerCase();
+    if (seen.has(k))
+      throw new PolicyConfigError(
+        index(`${P}.neighbors`, i) + '.address',
+        `neighbor ${n.address} is configured twice`,
+      );
+    seen.add(k);
+  });
+  const dynamicNeighbors = readList(b['dynamic-neighbors'], `${P}.dynamic-neighbors`).map((d, i) =>
+    readDynamicNeighbors(d, index(`${P}.dynamic-neighbors`, i), book),
+  );
+  const networks: Prefix[] = readList(b['networks'], `${P}.networks`).map((n, i) => {
+    const p = index(`${P}.networks`, i);
+    const s = readString(n, p);
+    return at(p, () => parsePrefix(s));
+  });
+  let decision: SpeakerConfig['decision'];
+  if (b['decision'] !== undefined) {
+    const d = readObject(b['decision'], `${P}.decision`, ['always-compare-med', 'med-missing-as-worst']);
+    decision = {
+      alwaysCompareMed: readBool(d['always-compare-med'], `${P}.decision.always-compare-med`, false),
+      medMissingAsWorst: readBool(d['med-missing-as-worst'], `${P}.decision.med-missing-as-worst`, false),
+      ignoreAsPathLength: false,
+    };
+  }
+  const clusterId =
+    b['cluster-id'] === undefined ? undefined : ipv4ToNumber(readIPv4(b['cluster-id'], `${P}.cluster-id`));
+  return {
+    asn,
+    routerId,
+    clusterId,
+    listen,
+    neighbors,
+    dynamicNeighbors,
+    networks,
+    decision,
+    policies: book,
+  };
+}
+
+const ROUTE_ACTIONS = ['forward', 'blackhole', 'reject'] as const;
+
+/** `{prefix, next-hop?, interface?, action?, distance?, bfd?}` */
+function readStaticRoute(v: unknown, path: string): StaticRouteConfig {
+  const o = readObject(v, path, ['prefix', 'next-hop', 'interface', 'action', 'distance', 'bfd'], ['prefix']);
+  const text = readString(o['prefix'], key(path, 'prefix'));
+  const prefix = at(key(path, 'prefix'), () => parsePrefix(text));
+  const action =
+    o['action'] === undefined ? 'forward' : readEnum(o['action'], key(path, 'action'), ROUTE_ACTIONS);
+  let nextHop: Uint8Array | undefined;
+  if (o['next-hop'] !== undefined) {
+    const nh = readString(o['next-hop'], key(path, 'next-hop'));
+    nextHop = at(key(path, 'next-hop'), () => parseAddress(nh));
+    if (nextHop.length !== prefix.addr.length)
+      throw new PolicyConfigError(key(path, 'next-hop'), `next hop ${nh} is not of the family of ${text}`);
+  }
+  const iface = o['interface'] === undefined ? undefined : readString(o['interface'], key(path, 'interface'));
+  if (action === 'forward' && nextHop === undefined && iface === undefined)
+    throw new PolicyConfigError(
+      path,
+      'a forwarding route needs a next-hop or an interface (or action: blackhole | reject)',
+    );
+  if (action !== 'forward' && (nextHop !== undefined || iface !== undefined))
+    throw new PolicyConfigError(path, `a ${action} route has no next-hop or interface`);
+  const bfd = readBool(o['bfd'], key(path, 'bfd'), false);
+  if (bfd && nextHop === undefined)
+    throw new PolicyConfigError(key(path, 'bfd'), 'BFD tracking needs a next-hop address');
+  return {
+    prefix,
+    action,
+    nextHop,
+    interface: iface,
+    distance: o['distance'] === undefined ? 1 : readInt(o['distance'], key(path, 'distance'), 1, 255),
+    bfd,
+  };
+}
+
+/** `{name, addresses: [10.1.0.1/24, ...]}`: each address gives a connected route. */
+function readInterface(v: unknown, path: string): InterfaceConfig {
+  const o = readObject(v, path, ['name', 'addresses', 'description'], ['name']);
+  const name = readString(o['name'], key(path, 'name'));
+  const addresses = readList(o['addresses'], key(path, 'addresses')).map((a, i) => {
+    const p = index(key(path, 'addresses'), i);
+    const t = readString(a, p);
+    const pfx = at(p, () => parsePrefix(t, true));
+    return { address: at(p, () => parseAddress(t.slice(0, t.indexOf('/')))), prefix: pfx };
+  });
+  return { name, addresses };
+}
+
+function readContext(
+  o: ConfigObject,
+  path: string,
+  name: string,
+  book: PolicyBook,
+  routerId: number,
+): ContextConfig {
+  const P = path === '' ? '' : `${path}.`;
+  const staticRoutes = readList(o['static-routes'], `${P}static-routes`).map((r, i) =>
+    readStaticRoute(r, index(`${P}static-routes`, i)),
+  );
+  const interfaces = readList(o['interfaces'], `${P}interfaces`).map((r, i) =>
+    readInterface(r, index(`${P}interfaces`, i)),
+  );
+  const speaker = o['bgp'] === undefined ? undefined : readBgp(o['bgp'], `${P}bgp`, book, routerId);
+  const rd =
+    o['route-distinguisher'] === undefined
+      ? undefined
+      : readString(o['route-distinguisher'], `${P}route-distinguisher`);
+  if (rd !== undefined) at(`${P}route-distinguisher`, () => parseRd(rd));
+  return { name, routeDistinguisher: rd, speaker, staticRoutes, interfaces };
+}
+
 /** Validates a parsed configuration tree. */
 export function buildAgentConfig(raw: unknown): AgentConfig {
   const o: ConfigObject = readObject(
     raw,
     'config',
-    ['router-id', 'api', 'bgp', 'policies', 'log-level'],
+    [
+      'router-id',
+      'api',
+      'bgp',
+      'policies',
+      'log-level',
+      'tenant',
+      'static-routes',
+      'interfaces',
+      'vrfs',
+      'controller',
+    ],
     ['router-id'],
   );
   const rid = readIPv4(o['router-id'], 'router-id');
@@ -273,54 +448,41 @@ export function buildAgentConfig(raw: unknown): AgentConfig {
     api = readHostPort(a['listen'], 'api.listen');
   }
   const book = compilePolicies(o['policies'], 'policies');
-  const b = readObject(
-    o['bgp'] ?? {},
-    'bgp',
-    ['asn', 'listen', 'neighbors', 'dynamic-neighbors', 'networks', 'cluster-id', 'decision'],
-    ['asn'],
-  );
-  const asn = readInt(b['asn'], 'bgp.asn', 1, 4294967295);
-  let listen: SpeakerConfig['listen'];
-  if (b['listen'] === false) listen = false;
-  else if (b['listen'] !== undefined) {
-    const l = readObject(b['listen'], 'bgp.listen', ['address', 'port']);
-    listen = {
-      address: l['address'] === undefined ? '0.0.0.0' : readAddressText(l['address'], 'bgp.listen.address'),
-      port: l['port'] === undefined ? 179 : readInt(l['port'], 'bgp.listen.port', 0, 65535),
-    };
-  } else listen = { address: '0.0.0.0', port: 179 };
-  const neighbors = readList(b['neighbors'], 'bgp.neighbors').map((n, i) =>
-    readNeighbor(n, index('bgp.neighbors', i), book),
-  );
-  const seen = new Set<string>();
-  neighbors.forEach((n, i) => {
-    const k = n.address.toLowerCase();
-    if (seen.has(k))
+  const contexts: ContextConfig[] = [readContext(o, '', 'default', book, routerId)];
+  readList(o['vrfs'], 'vrfs').forEach((v, i) => {
+    const path = index('vrfs', i);
+    const vo = readObject(
+      v,
+      path,
+      ['name', 'route-distinguisher', 'interfaces', 'static-routes', 'bgp'],
+      ['name'],
+    );
+    const name = readString(vo['name'], key(path, 'name'));
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(name))
       throw new PolicyConfigError(
-        index('bgp.neighbors', i) + '.address',
-        `neighbor ${n.address} is configured twice`,
+        key(path, 'name'),
+        `"${name}" is not a context name (letters, digits, _ . -; at most 64)`,
       );
-    seen.add(k);
+    if (contexts.some((c) => c.name === name))
+      throw new PolicyConfigError(key(path, 'name'), `context "${name}" is defined twice`);
+    contexts.push(readContext(vo, path, name, book, routerId));
   });
-  const dynamicNeighbors = readList(b['dynamic-neighbors'], 'bgp.dynamic-neighbors').map((d, i) =>
-    readDynamicNeighbors(d, index('bgp.dynamic-neighbors', i), book),
-  );
-  const networks: Prefix[] = readList(b['networks'], 'bgp.networks').map((n, i) => {
-    const p = index('bgp.networks', i);
-    const s = readString(n, p);
-    return at(p, () => parsePrefix(s));
+  const listens = new Map<string, string>();
+  contexts.forEach((c, i) => {
+    const l = c.speaker?.listen;
+    if (l === undefined || l === false) return;
+    const k = `${l.address}:${l.port}`;
+    const where = i === 0 ? 'bgp.listen' : `${index('vrfs', i - 1)}.bgp.listen`;
+    if (listens.has(k))
+      throw new PolicyConfigError(where, `${k} is already the BGP listener of ${listens.get(k)}`);
+    listens.set(k, where);
   });
-  let decision: SpeakerConfig['decision'];
-  if (b['decision'] !== undefined) {
-    const d = readObject(b['decision'], 'bgp.decision', ['always-compare-med', 'med-missing-as-worst']);
-    decision = {
-      alwaysCompareMed: readBool(d['always-compare-med'], 'bgp.decision.always-compare-med', false),
-      medMissingAsWorst: readBool(d['med-missing-as-worst'], 'bgp.decision.med-missing-as-worst', false),
-      ignoreAsPathLength: false,
-    };
+  let controllerLeaseSeconds = 60;
+  if (o['controller'] !== undefined) {
+    const c = readObject(o['controller'], 'controller', ['route-lease-seconds']);
+    if (c['route-lease-seconds'] !== undefined)
+      controllerLeaseSeconds = readInt(c['route-lease-seconds'], 'controller.route-lease-seconds', 1, 86400);
   }
-  const clusterId =
-    b['cluster-id'] === undefined ? undefined : ipv4ToNumber(readIPv4(b['cluster-id'], 'bgp.cluster-id'));
   const logLevel =
     o['log-level'] === undefined
       ? 'info'
@@ -330,17 +492,10 @@ export function buildAgentConfig(raw: unknown): AgentConfig {
     routerIdText: readString(o['router-id'], 'router-id'),
     api,
     logLevel,
-    speaker: {
-      asn,
-      routerId,
-      clusterId,
-      listen,
-      neighbors,
-      dynamicNeighbors,
-      networks,
-      decision,
-      policies: book,
-    },
+    tenant: o['tenant'] === undefined ? undefined : readString(o['tenant'], 'tenant'),
+    speaker: contexts[0]!.speaker,
+    contexts,
+    controllerLeaseSeconds,
   };
 }
 

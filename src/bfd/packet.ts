@@ -225,14 +225,16 @@ function decodeChecked(bytes: Uint8Array): BfdPacket {
     throw new BfdPacketError('BAD_AUTH', `BFD: Auth Len ${authLen} does not match length ${length}`);
   }
   if (type === BfdAuthType.SIMPLE_PASSWORD) {
-    if (authLen < 4 || authLen > 19) throw new BfdPacketError('BAD_AUTH', `BFD: password Auth Len ${authLen}`); // §4.2
+    if (authLen < 4 || authLen > 19)
+      throw new BfdPacketError('BAD_AUTH', `BFD: password Auth Len ${authLen}`); // §4.2
     const keyId = r.u8();
     pkt.auth = { type, keyId, password: r.bytes(authLen - 3) };
     return pkt;
   }
   const want = DIGEST_AUTH_LEN[type];
   if (want === undefined) throw new BfdPacketError('BAD_AUTH', `BFD: unknown Auth Type ${type}`);
-  if (authLen !== want) throw new BfdPacketError('BAD_AUTH', `BFD: ${bfdAuthTypeName(type)} Auth Len ${authLen}`); // §4.3, §4.4
+  if (authLen !== want)
+    throw new BfdPacketError('BAD_AUTH', `BFD: ${bfdAuthTypeName(type)} Auth Len ${authLen}`); // §4.3, §4.4
   const keyId = r.u8();
   r.u8(); // Reserved
   const seq = r.u32();
@@ -244,14 +246,16 @@ function decodeChecked(bytes: Uint8Array): BfdPacket {
 // ------------------------------------------------------------------------------------ encoding
 
 function checkRange(name: string, v: number, max: number): void {
-  if (!Number.isInteger(v) || v < 0 || v > max) throw new BfdLocalUsageError(`BFD: ${name} ${v} out of range`);
+  if (!Number.isInteger(v) || v < 0 || v > max)
+    throw new BfdLocalUsageError(`BFD: ${name} ${v} out of range`);
 }
 
 /** Builds the auth section for `key` with sequence number `seq` (digest left zero). */
 function authFor(key: BfdAuthKey, seq: number): BfdAuthSection {
   const secret = secretBytes(key.secret);
   if (key.type === BfdAuthType.SIMPLE_PASSWORD) {
-    if (secret.length < 1 || secret.length > 16) throw new BfdLocalUsageError('BFD: password must be 1–16 bytes'); // §4.2
+    if (secret.length < 1 || secret.length > 16)
+      throw new BfdLocalUsageError('BFD: password must be 1–16 bytes'); // §4.2
     return { type: 1, keyId: key.keyId, password: secret };
   }
   const dlen = DIGEST_LEN[key.type] ?? 0;
@@ -323,7 +327,10 @@ export interface BfdAuthRxState {
 
 export type BfdAuthResult =
   | { ok: true }
-  | { ok: false; reason: 'no-auth' | 'unexpected-auth' | 'type' | 'key-id' | 'password' | 'digest' | 'sequence' };
+  | {
+      ok: false;
+      reason: 'no-auth' | 'unexpected-auth' | 'type' | 'key-id' | 'password' | 'digest' | 'sequence';
+    };
 
 /** (seq − base) mod 2³². */
 function seqDelta(seq: number, base: number): number {

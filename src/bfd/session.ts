@@ -20,12 +20,14 @@
  *   RequiredMinRx is used for the detection time only after it ends (§6.8.3).
  * - Extra packets are sent immediately on every state change and when a Poll Sequence starts
  *   (common practice, FRR and BIRD do it); periodic packets follow the jittered schedule.
+ * - bfd.LocalDiag keeps the reason of the last Down through Init and is cleared on Up (as FRR does).
  * - Not implemented: the Echo function (we advertise Required Min Echo RX 0), initiating Demand
  *   mode, multipoint.
  */
 import {
   BfdAuthType,
   BfdDiag,
+  BfdLocalUsageError,
   encodeBfd,
   verifyAuth,
   type BfdAuthKey,
@@ -33,6 +35,8 @@ import {
   type BfdPacket,
   type BfdState,
 } from './packet.ts';
+
+export { BfdLocalUsageError };
 
 export interface BfdSessionConfig {
   /** bfd.LocalDiscr: non-zero, unique among this system's sessions. */
@@ -74,11 +78,6 @@ export interface BfdSessionStats {
 
 /** §6.8.3: DesiredMinTxInterval while not Up. */
 const SLOW_TX_US = 1_000_000;
-
-export class BfdLocalUsageError extends Error {
-  override readonly name = 'BfdSessionUsageError';
-  readonly code = 'LOCAL_USAGE';
-}
 
 export class BfdSession {
   readonly stats: BfdSessionStats = { sent: 0, received: 0, discarded: 0, authFailures: 0 };
@@ -133,7 +132,8 @@ export class BfdSession {
     this.xmitSeq = Math.floor(this.random() * 0x100000000) >>> 0;
     for (const k of [cfg.auth, ...(cfg.extraKeys ?? [])]) {
       if (k === undefined) continue;
-      if (cfg.auth !== undefined && k.type !== cfg.auth.type) throw new BfdLocalUsageError('BFD: mixed auth types');
+      if (cfg.auth !== undefined && k.type !== cfg.auth.type)
+        throw new BfdLocalUsageError('BFD: mixed auth types');
       this.keyring.set(k.keyId, k);
     }
   }
@@ -180,7 +180,8 @@ export class BfdSession {
   /** §6.8.6 reception of a decoded packet (`raw`: the received bytes, for the digest). */
   handlePacket(now: number, pkt: BfdPacket, raw: Uint8Array): void {
     // §6.8.6: your discriminator non-zero must be ours (the demultiplexer should have checked)
-    if (pkt.yourDiscr !== 0 && pkt.yourDiscr !== this.cfg.localDiscr) return this.discard('your discriminator');
+    if (pkt.yourDiscr !== 0 && pkt.yourDiscr !== this.cfg.localDiscr)
+      return this.discard('your discriminator');
     // §6.8.6: A bit vs bfd.AuthType, then the authentication itself (§6.7)
     const auth = verifyAuth(pkt, raw, this.keyring, this.authRx);
     if (!auth.ok) {
@@ -206,9 +207,9 @@ export class BfdSession {
       if (this.st !== 'Down') this.transition(now, 'Down', BfdDiag.NEIGHBOR_SIGNALED_SESSION_DOWN);
     } else if (this.st === 'Down') {
       if (pkt.state === 'Down') this.transition(now, 'Init', this.localDiag);
-      else if (pkt.state === 'Init') this.transition(now, 'Up', this.localDiag);
+      else if (pkt.state === 'Init') this.transition(now, 'Up', BfdDiag.NO_DIAGNOSTIC);
     } else if (this.st === 'Init') {
-      if (pkt.state === 'Init' || pkt.state === 'Up') this.transition(now, 'Up', this.localDiag);
+      if (pkt.state === 'Init' || pkt.state === 'Up') this.transition(now, 'Up', BfdDiag.NO_DIAGNOSTIC);
     } else if (pkt.state === 'Down') {
       this.transition(now, 'Down', BfdDiag.NEIGHBOR_SIGNALED_SESSION_DOWN);
     }
@@ -273,7 +274,10 @@ export class BfdSession {
    * Changes the configured intervals / multiplier. While Up a change of the advertised
    * intervals starts a Poll Sequence (§6.8.3); an increased TX interval waits for the Final.
    */
-  setParams(now: number, p: { desiredMinTxUs?: number; requiredMinRxUs?: number; detectMult?: number }): void {
+  setParams(
+    now: number,
+    p: { desiredMinTxUs?: number; requiredMinRxUs?: number; detectMult?: number },
+  ): void {
     const next = {
       desiredMinTxUs: p.desiredMinTxUs ?? this.cfgTxUs,
       requiredMinRxUs: p.requiredMinRxUs ?? this.cfgRxUs,
@@ -355,7 +359,10 @@ export class BfdSession {
   }
 
   private restartDetect(now: number): void {
-    this.detectAt = this.st === 'Init' || this.st === 'Up' ? now + this.detectTimeUs() / 1000 : undefined;
+    // §6.8.4 applies in Init and Up; with our RequiredMinRx 0 the peer sends no periodic packets
+    // (§6.8.3), so there is nothing to detect with.
+    const live = (this.st === 'Init' || this.st === 'Up') && this.useRxUs !== 0;
+    this.detectAt = live ? now + this.detectTimeUs() / 1000 : undefined;
   }
 
   /** §6.8.4 asynchronous mode: remote DetectMult × max(RequiredMinRx, remote DesiredMinTx). */

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import Table from 'cli-table3';
 import type { NeighborView, RouteView } from '../bgp/rib-view.ts';
+import type { FibEntry } from '../routing/context.ts';
 
 function fmtUptime(s: number, state = 'established'): string {
   if (state !== 'established') return 'never';
@@ -88,8 +89,36 @@ async function get<T>(api: string, path: string): Promise<T> {
   return body;
 }
 
+export function formatFib(rs: readonly FibEntry[]): string {
+  const t = new Table({
+    head: ['Prefix', 'Action', 'Next hop', 'Interface', 'Source', 'Distance', 'Also'],
+    style: { head: [], border: [] },
+  });
+  for (const r of rs)
+    t.push([
+      r.prefix,
+      r.action,
+      r['next-hop'] ?? '',
+      r.interface ?? '',
+      r.source,
+      r.distance,
+      r.alternatives.join(' '),
+    ]);
+  return t.toString();
+}
+
 export function showCommands(program: Command): void {
   const show = program.command('show').description('show operational state of an agent');
+  show
+    .command('fib')
+    .description('the FIB of a routing context, with the source of every entry')
+    .option('--vrf <name>', 'routing context', 'default')
+    .option('--api <url>', 'agent API base URL', process.env['VCE_API'] ?? 'http://127.0.0.1:8179')
+    .option('--json', 'print JSON')
+    .action(async (o: { api: string; json?: boolean; vrf: string }) => {
+      const rs = await get<FibEntry[]>(o.api, `/api/v1/vrfs/${encodeURIComponent(o.vrf)}/fib`);
+      process.stdout.write((o.json === true ? JSON.stringify(rs, null, 2) : formatFib(rs)) + '\n');
+    });
   const bgp = show.command('bgp').description('BGP state');
   const common = (c: Command): Command =>
     c
@@ -110,6 +139,7 @@ export function showCommands(program: Command): void {
   common(
     bgp
       .command('routes')
+      .option('--vrf <name>', 'routing context')
       .description('routes of one family')
       .argument('[prefix]', 'exact prefix')
       .option('--afi-safi <family>', 'address family', 'ipv4-unicast'),

@@ -78,8 +78,8 @@ describe('configuration validation', () => {
       routerId: 0xc0000201,
       listen: { address: '127.0.0.1', port: 0 },
     });
-    expect(cfg.speaker.networks).toEqual([parsePrefix('10.1.0.0/16'), parsePrefix('2001:db8::/32')]);
-    expect(cfg.speaker.neighbors[0]).toMatchObject({
+    expect(cfg.speaker!.networks).toEqual([parsePrefix('10.1.0.0/16'), parsePrefix('2001:db8::/32')]);
+    expect(cfg.speaker!.neighbors[0]).toMatchObject({
       address: '192.0.2.2',
       peerAsn: 65002,
       passive: false,
@@ -92,7 +92,7 @@ describe('configuration validation', () => {
       shutdown: false,
     });
     const noListen = buildAgentConfig(variant((c) => delete c.bgp.listen));
-    expect(noListen.speaker.listen).toEqual({ address: '0.0.0.0', port: 179 });
+    expect(noListen.speaker!.listen).toEqual({ address: '0.0.0.0', port: 179 });
     expect(buildAgentConfig(variant((c) => (c.api = { listen: '[::1]:8080' }))).api).toEqual({
       host: '::1',
       port: 8080,
@@ -202,7 +202,7 @@ describe('management API (inject)', () => {
         c.bgp.networks = ['10.2.0.0/16', '10.1.0.0/16', '2001:db8::/32'];
       }),
     );
-    sp = new Speaker(cfg.speaker);
+    sp = new Speaker(cfg.speaker!);
     await sp.start();
     await new Promise((r) => setImmediate(r)); // the first flush: best paths chosen
     app = await buildAgentApi({ speaker: sp });

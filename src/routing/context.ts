@@ -1,0 +1,172 @@
+/**
+ * A routing context (one VRF of the tenant, draft §2.1): the routes of every source — connected,
+ * static, controller (I2RS-style, draft §3.1 and §8.2.2 Model 2) and BGP — and the FIB made of the
+ * best of them by administrative distance. Non-BGP sources are held here; BGP routes are read from
+ * the speaker's Loc-RIB when the FIB is read (no second copy of a large table). Controller routes
+ * carry a lease: they vanish when the controller stops renewing it.
+ *
+ * Invariants: one entry per (source, prefix); the FIB entry of a prefix is the candidate with the
+ * lowest distance, ties broken by source order (connected, static, controller, bgp).
+ */
+import { EventEmitter } from 'node:events';
+import { comparePrefix, formatAddress, formatPrefix, type Prefix } from '../lib/ip.ts';
+import type { Speaker } from '../bgp/speaker.ts';
+
+export type RouteSource = 'connected' | 'static' | 'controller' | 'bgp';
+const SOURCE_ORDER: Record<RouteSource, number> = { connected: 0, static: 1, controller: 2, bgp: 3 };
+
+/** Administrative distances (lower wins), the values operators know from other routers. */
+export const DEFAULT_DISTANCE = { connected: 0, static: 1, controller: 10, ebgp: 20, ibgp: 200 } as const;
+
+export type RouteAction = 'forward' | 'blackhole' | 'reject';
+
+export interface ContextRoute {
+  readonly prefix: Prefix;
+  readonly action: RouteAction;
+  readonly nextHop?: Uint8Array; // forward: next hop address and/or interface
+  readonly interface?: string;
+  readonly distance: number;
+  /** Controller routes: ms epoch after which the route is gone unless renewed. */
+  readonly expiresAt?: number;
+  /** Static routes tracked by BFD: false while the BFD session is down (route out of the FIB). */
+  readonly usable?: boolean;
+}
+
+export interface FibEntry {
+  prefix: string;
+  action: RouteAction;
+  'next-hop': string | null;
+  interface: string | null;
+  source: RouteSource;
+  distance: number;
+  /** Other candidates that lost, for `show fib` (source:distance). */
+  alternatives: string[];
+}
+
+function key(p: Prefix): string {
+  return formatPrefix(p);
+}
+
+export class RoutingContext extends EventEmitter {
+  private readonly routes = new Map<RouteSource, Map<string, ContextRoute>>([
+    ['connected', new Map()],
+    ['static', new Map()],
+    ['controller', new Map()],
+  ]);
+
+  constructor(
+    readonly name: string,
+    /** The BGP speaker of this context, if it runs BGP. */
+    readonly speaker?: Speaker,
+    readonly routeDistinguisher?: string,
+  ) {
+    super();
+  }
+
+  /** Adds or replaces (route defined) or removes (undefined) the route of `source` for a prefix. */
+  set(
+    source: Exclude<RouteSource, 'bgp'>,
+    prefix: Prefix,
+    route: Omit<ContextRoute, 'prefix'> | undefined,
+  ): void {
+    const m = this.routes.get(source)!;
+    const k = key(prefix);
+    if (route === undefined) {
+      if (m.delete(k)) this.emit('change', source, prefix);
+      return;
+    }
+    m.set(k, { ...route, prefix });
+    this.emit('change', source, prefix);
+  }
+
+  get(source: Exclude<RouteSource, 'bgp'>, prefix: Prefix): ContextRoute | undefined {
+    return this.routes.get(source)!.get(key(prefix));
+  }
+
+  list(source: Exclude<RouteSource, 'bgp'>): ContextRoute[] {
+    return [...this.routes.get(source)!.values()];
+  }
+
+  /** Drops controller routes whose lease ran out; returns how many went. */
+  expire(now: number): number {
+    const m = this.routes.get('controller')!;
+    let n = 0;
+    for (const [k, r] of m) {
+      if (r.expiresAt !== undefined && r.expiresAt <= now) {
+        m.delete(k);
+        n++;
+        this.emit('change', 'controller', r.prefix);
+      }
+    }
+    return n;
+  }
+
+  /** Marks static routes through `nextHop` usable or not (BFD up/down). */
+  track(nextHop: Uint8Array, usable: boolean): void {
+    const a = formatAddress(nextHop);
+    for (const [k, r] of this.routes.get('static')!) {
+      if (r.nextHop !== undefined && formatAddress(r.nextHop) === a && r.usable !== usable) {
+        this.routes.get('static')!.set(k, { ...r, usable });
+        this.emit('change', 'static', r.prefix);
+      }
+    }
+  }
+
+  /** The FIB: per prefix, the best candidate of every source, with the losers named. */
+  fib(family?: 4 | 6, now = Date.now()): FibEntry[] {
+    const cands = new Map<string, { prefix: Prefix; list: { source: RouteSource; route: ContextRoute }[] }>();
+    const add = (source: RouteSource, route: ContextRoute): void => {
+      if (family !== undefined && route.prefix.addr.length !== (family === 4 ? 4 : 16)) return;
+      if (route.usable === false) return;
+      if (route.expiresAt !== undefined && route.expiresAt <= now) return;
+      const k = key(route.prefix);
+      let c = cands.get(k);
+      if (c === undefined) {
+        c = { prefix: route.prefix, list: [] };
+        cands.set(k, c);
+      }
+      c.list.push({ source, route });
+    };
+    for (const [source, m] of this.routes) for (const r of m.values()) add(source, r);
+    if (this.speaker !== undefined) {
+      for (const f of ['ipv4-unicast', 'ipv6-unicast'] as const) {
+        const rib = this.speaker.ribs.get(f);
+        if (rib === undefined) continue;
+        for (let d = 0; d < rib.destCount; d++) {
+          const id = rib.bestAttr(d);
+          const peer = rib.bestPeer(d);
+          if (id < 0 || peer === 0) continue; // locally originated networks are not forwarding entries
+          const set = this.speaker.attrs.get(id);
+          const ebgp = this.speaker.sourceOf(peer).ebgp;
+          add('bgp', {
+            prefix: rib.nlriOf(d).prefix,
+            action: 'forward',
+            nextHop: set.attrs.nextHop,
+            distance: ebgp ? DEFAULT_DISTANCE.ebgp : DEFAULT_DISTANCE.ibgp,
+          });
+        }
+      }
+    }
+    const out: { p: Prefix; e: FibEntry }[] = [];
+    for (const { prefix, list } of cands.values()) {
+      list.sort(
+        (a, b) => a.route.distance - b.route.distance || SOURCE_ORDER[a.source] - SOURCE_ORDER[b.source],
+      );
+      const best = list[0]!;
+      out.push({
+        p: prefix,
+        e: {
+          prefix: formatPrefix(prefix),
+          action: best.route.action,
+          'next-hop': best.route.nextHop === undefined ? null : formatAddress(best.route.nextHop),
+          interface: best.route.interface ?? null,
+          source: best.source,
+          distance: best.route.distance,
+          alternatives: list.slice(1).map((x) => `${x.source}:${x.route.distance}`),
+        },
+      });
+    }
+    out.sort((a, b) => comparePrefix(a.p, b.p));
+    return out.map((x) => x.e);
+  }
+}

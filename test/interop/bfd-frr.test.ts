@@ -1,0 +1,231 @@
+/**
+ * Interop with FRR 8.4 bfdd, run standalone (no zebra, no watchfrr) with its own vty socket:
+ *
+ *   vce BfdManager 127.0.0.152 ── single hop, UDP 3784 ── bfdd 127.0.0.151
+ *
+ * bfdd 8.4 always binds 0.0.0.0:3784 / 4784 (no option changes the ports; `--bfdctl` is only its
+ * control socket), with SO_REUSEADDR. Our receive socket binds 127.0.0.152:3784 with reuseAddr,
+ * which Linux prefers for packets to that address. This is the only test file that may use 3784.
+ *
+ * Covers: the session comes up, both sides agree on the negotiated timers (`show bfd peers json`),
+ * SIGSTOP of bfdd is detected within the detection time (diag 1), SIGCONT brings it back Up,
+ * releasing our session shows up in FRR as a neighbour-signalled down.
+ * Not covered: authentication — FRR 8.4 bfdd has no authentication commands at all (there is no
+ * `authentication` under `bfd` / `peer`; checked with vtysh), so auth is unit-tested only.
+ */
+import { chownSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BfdManager, type BfdStateChange } from '../../src/bfd/transport.ts';
+import {
+  type DaemonHandle,
+  requireDaemon,
+  run,
+  startDaemon,
+  stopAll,
+  tmpDir,
+  type WaitForOptions,
+  waitFor,
+} from './harness/common.ts';
+
+/** `waitFor` for synchronous checks. */
+function waitSync<T>(fn: () => T | undefined, opts: WaitForOptions): Promise<T> {
+  return waitFor(() => Promise.resolve(fn()), opts);
+}
+
+const BFDD = '/usr/lib/frr/bfdd';
+const FRR_ADDR = '127.0.0.151';
+const OUR_ADDR = '127.0.0.152';
+/** FRR side: 300 ms / 300 ms × 3. Ours: TX 200 ms, RX 250 ms × 4. */
+const FRR_TIMERS = { rx: 300, tx: 300, mult: 3 };
+const OUR = { desiredMinTxUs: 200_000, requiredMinRxUs: 250_000, detectMult: 4 };
+
+interface FrrBfdPeer {
+  peer: string;
+  local?: string;
+  status: string;
+  diagnostic?: string;
+  'remote-diagnostic'?: string;
+  id: number;
+  'remote-id': number;
+  'receive-interval': number;
+  'transmit-interval': number;
+  'detect-multiplier': number;
+  'remote-receive-interval': number;
+  'remote-transmit-interval': number;
+  'remote-detect-multiplier': number;
+}
+
+let bfdd: DaemonHandle | undefined;
+let vtyDir = '';
+let mgr: BfdManager | undefined;
+const events: (BfdStateChange & { at: number })[] = [];
+
+async function vtysh(...commands: string[]): Promise<string> {
+  const args = ['--vty_socket', vtyDir, '-d', 'bfdd'];
+  for (const c of commands) args.push('-c', c);
+  return (await run('vtysh', args)).stdout;
+}
+
+async function frrPeer(): Promise<FrrBfdPeer | undefined> {
+  const peers = JSON.parse(await vtysh('show bfd peers json')) as FrrBfdPeer[];
+  return peers.find((p) => p.peer === OUR_ADDR);
+}
+
+const ours = (): ReturnType<BfdManager['get']> => mgr?.get(FRR_ADDR, { localAddress: OUR_ADDR });
+
+describe.skipIf(!requireDaemon(BFDD) || !requireDaemon('vtysh'))('BFD interop with FRR bfdd', () => {
+  beforeAll(async () => {
+    const dir = await tmpDir('bfdd');
+    vtyDir = dir;
+    // bfdd 8.4 has no -S: it drops privileges to frr:frr (root is not in frrvty), so the dir
+    // holding its pid file and vty socket must belong to frr.
+    const uid = Number((await run('id', ['-u', 'frr'])).stdout.trim());
+    const gid = Number((await run('id', ['-g', 'frr'])).stdout.trim());
+    chownSync(dir, uid, gid);
+    const conf = join(dir, 'bfdd.conf');
+    await writeFile(
+      conf,
+      [
+        'bfd',
+        ` peer ${OUR_ADDR} local-address ${FRR_ADDR}`,
+        `  receive-interval ${FRR_TIMERS.rx}`,
+        `  transmit-interval ${FRR_TIMERS.tx}`,
+        `  detect-multiplier ${FRR_TIMERS.mult}`,
+        ' !',
+        '!',
+        '',
+      ].join('\n'),
+    );
+    bfdd = await startDaemon({
+      name: 'frr-bfdd',
+      cmd: BFDD,
+      args: [
+        '-f',
+        conf,
+        '-i',
+        join(dir, 'bfdd.pid'),
+        '-z',
+        join(dir, 'zserv.api'),
+        '--vty_socket',
+        dir,
+        '--bfdctl',
+        join(dir, 'bfdd.sock'),
+        '-P',
+        '0',
+        '-u',
+        'frr',
+        '-g',
+        'frr',
+        '--log',
+        'stdout',
+      ],
+      dir,
+      leftovers: (pid) => [`/var/tmp/frr/bfdd.${pid}`],
+      readyCheck: async () => (await frrPeer()) !== undefined,
+    });
+    mgr = new BfdManager({ reuseAddr: true });
+    for (const k of ['up', 'down'] as const) mgr.on(k, (c) => events.push({ ...c, at: Date.now() }));
+    await mgr.acquire(FRR_ADDR, { localAddress: OUR_ADDR, ...OUR });
+  });
+
+  afterAll(async () => {
+    if (bfdd?.alive() === true) process.kill(bfdd.pid, 'SIGCONT');
+    await mgr?.close();
+    await stopAll();
+  });
+
+  it('comes up and negotiates the timers', async () => {
+    await waitFor(
+      async () => (ours()?.state === 'Up' && (await frrPeer())?.status === 'up' ? true : undefined),
+      {
+        what: 'BFD session Up on both sides',
+        timeoutMs: 15_000,
+        describe: async () =>
+          `ours: ${JSON.stringify(ours())}\nfrr: ${JSON.stringify(await frrPeer())}\n${await bfdd?.logTail(20)}`,
+      },
+    );
+    // Wait for both Poll Sequences (the 1 s floor dropped on Up) to settle.
+    const p = await waitFor(
+      async () => {
+        const f = await frrPeer();
+        return f?.['remote-transmit-interval'] === 200 ? f : undefined;
+      },
+      {
+        what: 'FRR sees our 200 ms TX',
+        timeoutMs: 5000,
+        describe: async () => JSON.stringify(await frrPeer()),
+      },
+    );
+    expect(p).toMatchObject({
+      'receive-interval': 300,
+      'transmit-interval': 300,
+      'detect-multiplier': 3,
+      'remote-receive-interval': 250,
+      'remote-transmit-interval': 200,
+      'remote-detect-multiplier': 4,
+    });
+    expect(p['remote-id']).toBe(ours()?.localDiscr);
+    expect(ours()?.remoteDiscr).toBe(p.id);
+    const n = await waitSync(
+      () => (ours()?.negotiated.detectTimeUs === 900_000 ? ours()?.negotiated : undefined),
+      {
+        what: 'our detection time',
+        timeoutMs: 5000,
+        describe: () => JSON.stringify(ours()),
+      },
+    );
+    expect(n).toMatchObject({
+      txIntervalUs: 300_000, // max(our 200 ms, FRR's RequiredMinRx 300 ms)
+      detectTimeUs: 900_000, // FRR mult 3 × max(our RequiredMinRx 250 ms, FRR DesiredMinTx 300 ms)
+      remoteMinRxUs: 300_000,
+      remoteDesiredMinTxUs: 300_000,
+      remoteDetectMult: 3,
+    });
+  });
+
+  it('detects a frozen bfdd within the detection time and recovers after SIGCONT', async () => {
+    const pid = bfdd!.pid;
+    events.length = 0;
+    const stoppedAt = Date.now();
+    process.kill(pid, 'SIGSTOP');
+    let down: BfdStateChange & { at: number };
+    try {
+      down = await waitSync(() => events.find((e) => e.to === 'Down'), {
+        what: 'our session Down',
+        timeoutMs: 5000,
+        intervalMs: 5,
+      });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const took = down.at - stoppedAt;
+    if (process.env.VCE_BFD_DEBUG === '1') console.log(`detection took ${took} ms`);
+    expect(down.diag).toBe(1); // Control Detection Time Expired
+    // The last packet from bfdd arrived at most one TX interval (300 ms) before SIGSTOP.
+    expect(took).toBeLessThanOrEqual(900 + 300);
+    expect(took).toBeGreaterThanOrEqual(900 - 300 - 50);
+    await waitFor(
+      async () => (ours()?.state === 'Up' && (await frrPeer())?.status === 'up' ? true : undefined),
+      {
+        what: 'BFD session Up again after SIGCONT',
+        timeoutMs: 15_000,
+        describe: async () => `ours: ${JSON.stringify(ours())}\nfrr: ${JSON.stringify(await frrPeer())}`,
+      },
+    );
+  });
+
+  it('releasing our session is seen by FRR as neighbour-signalled down', async () => {
+    mgr!.release(FRR_ADDR, { localAddress: OUR_ADDR });
+    const p = await waitFor(
+      async () => {
+        const f = await frrPeer();
+        return f !== undefined && f.status !== 'up' ? f : undefined;
+      },
+      { what: 'FRR session down', timeoutMs: 5000 },
+    );
+    expect(p.diagnostic).toMatch(/neighbor/i);
+    expect(p['remote-diagnostic']).toMatch(/administratively/i);
+  });
+});
