@@ -21,7 +21,7 @@ import {
   readString,
   type ConfigObject,
 } from '../bgp/policy/config-reader.ts';
-import type { MaxPrefixConfig, NeighborConfig } from '../bgp/peer.ts';
+import type { BfdClientConfig, MaxPrefixConfig, NeighborConfig } from '../bgp/peer.ts';
 import type { DynamicNeighborRange, SpeakerConfig } from '../bgp/speaker.ts';
 
 /** A configuration problem: `path` names the field. */
@@ -136,7 +136,23 @@ const NEIGHBOR_KEYS = [
   'graceful-restart',
   'ipv6-next-hop',
   'shutdown',
+  'bfd',
+  'password',
+  'ttl-security',
 ] as const;
+
+/** `bfd: true | {min-tx, min-rx, multiplier, multihop}` (milliseconds), RFC 5880 / RFC 9384. */
+function readBfd(v: unknown, path: string): BfdClientConfig | undefined {
+  if (v === undefined || v === false) return undefined;
+  if (v === true) return { minTxMs: 300, minRxMs: 300, multiplier: 3, multihop: false };
+  const o = readObject(v, path, ['min-tx', 'min-rx', 'multiplier', 'multihop']);
+  return {
+    minTxMs: o['min-tx'] === undefined ? 300 : readInt(o['min-tx'], key(path, 'min-tx'), 1, 60000),
+    minRxMs: o['min-rx'] === undefined ? 300 : readInt(o['min-rx'], key(path, 'min-rx'), 0, 60000),
+    multiplier: o['multiplier'] === undefined ? 3 : readInt(o['multiplier'], key(path, 'multiplier'), 1, 255),
+    multihop: readBool(o['multihop'], key(path, 'multihop'), false),
+  };
+}
 
 function readNeighbor(v: unknown, path: string, book: PolicyBook): NeighborConfig {
   const o = readObject(v, path, NEIGHBOR_KEYS, ['address', 'peer-asn']);
@@ -224,7 +240,26 @@ function readNeighbor(v: unknown, path: string, book: PolicyBook): NeighborConfi
     gracefulRestart,
     ipv6NextHop,
     shutdown: readBool(o['shutdown'], key(path, 'shutdown'), false),
+    bfd: readBfd(o['bfd'], key(path, 'bfd')),
+    password: readPassword(o['password'], key(path, 'password')),
+    ttlSecurity: readTtlSecurity(o['ttl-security'], key(path, 'ttl-security')),
   };
+}
+
+/** TCP-MD5 key (RFC 2385): at most 80 bytes. */
+function readPassword(v: unknown, path: string): string | undefined {
+  if (v === undefined) return undefined;
+  const s = readString(v, path);
+  if (Buffer.byteLength(s) > 80) throw new PolicyConfigError(path, 'a TCP-MD5 key is at most 80 bytes (RFC 2385)');
+  return s;
+}
+
+/** GTSM (RFC 5082): `ttl-security: {hops: N}` accepts packets with TTL >= 256 - N; we send TTL 255. */
+function readTtlSecurity(v: unknown, path: string): { hops: number } | undefined {
+  if (v === undefined || v === false) return undefined;
+  if (v === true) return { hops: 1 };
+  const o = readObject(v, path, ['hops']);
+  return { hops: o['hops'] === undefined ? 1 : readInt(o['hops'], key(path, 'hops'), 1, 254) };
 }
 
 /**

@@ -45,6 +45,19 @@ export interface NeighborConfig {
   /** Next hop to send for IPv6 families when the session runs over IPv4. */
   readonly ipv6NextHop?: Uint8Array;
   readonly shutdown: boolean;
+  /** BFD liveness for this neighbour (RFC 9384: BFD down ends the session with Cease/10). */
+  readonly bfd?: BfdClientConfig;
+  /** TCP-MD5 key (RFC 2385). */
+  readonly password?: string;
+  /** GTSM (RFC 5082): send with TTL 255, accept TTL >= 256 - hops. */
+  readonly ttlSecurity?: { readonly hops: number };
+}
+
+export interface BfdClientConfig {
+  readonly minTxMs: number;
+  readonly minRxMs: number;
+  readonly multiplier: number;
+  readonly multihop: boolean;
 }
 
 export interface RawEntry {
