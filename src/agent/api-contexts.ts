@@ -162,12 +162,10 @@ export function registerContextRoutes(
             .status(400)
             .send({ error: 'bad-request', message: `${where}.next-hop: not of the family of ${r.prefix}` });
         if (action === 'forward' && nextHop === undefined && r.interface === undefined)
-          return reply
-            .status(400)
-            .send({
-              error: 'bad-request',
-              message: `${where}: a forwarding route needs next-hop or interface`,
-            });
+          return reply.status(400).send({
+            error: 'bad-request',
+            message: `${where}: a forwarding route needs next-hop or interface`,
+          });
         parsed.push({
           prefix,
           route: { action, nextHop, interface: r.interface, distance: r.distance ?? 10, expiresAt },

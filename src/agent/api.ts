@@ -15,6 +15,8 @@ import { neighborViews, parsePrefixQuery, routeViews } from '../bgp/rib-view.ts'
 import { dumpRib } from '../bgp/mrt-dump.ts';
 import { RoutingContext } from '../routing/context.ts';
 import { registerContextRoutes } from './api-contexts.ts';
+import type { BfdManager } from '../bfd/transport.ts';
+import { bfdDiagName } from '../bfd/packet.ts';
 
 const FamilyCounts = Type.Object({
   received: Type.Integer(),
@@ -74,6 +76,7 @@ export interface ApiOptions {
   readonly dumpDir?: string;
   /** Default lease of controller routes, seconds. */
   readonly leaseSeconds?: number;
+  readonly bfd?: BfdManager;
 }
 
 function metrics(sp: Speaker, vrf: string, reg: Registry): void {
@@ -311,6 +314,44 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
   });
 
   registerContextRoutes(app, contexts, leaseSeconds);
+
+  app.get(
+    '/api/v1/bfd/sessions',
+    {
+      schema: {
+        summary: 'BFD sessions (RFC 5880) with their negotiated timers',
+        response: {
+          200: Type.Array(
+            Type.Object({
+              peer: Type.String(),
+              'local-address': Type.String(),
+              multihop: Type.Boolean(),
+              state: Type.String(),
+              diagnostic: Type.String(),
+              'local-discriminator': Type.Integer(),
+              'remote-discriminator': Type.Integer(),
+              clients: Type.Integer(),
+              'tx-interval-ms': Type.Number(),
+              'detect-time-ms': Type.Number(),
+            }),
+          ),
+        },
+      },
+    },
+    () =>
+      (opts.bfd?.list() ?? []).map((b) => ({
+        peer: b.peer,
+        'local-address': b.localAddress,
+        multihop: b.multihop,
+        state: b.state,
+        diagnostic: bfdDiagName(b.diag),
+        'local-discriminator': b.localDiscr,
+        'remote-discriminator': b.remoteDiscr,
+        clients: b.refs,
+        'tx-interval-ms': b.negotiated.txIntervalUs / 1000,
+        'detect-time-ms': b.negotiated.detectTimeUs / 1000,
+      })),
+  );
 
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
   await app.ready();

@@ -5,7 +5,14 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { parseAddress, parsePrefix, ipv4ToNumber, type Prefix } from '../lib/ip.ts';
+import {
+  ipv4ToNumber,
+  makePrefix,
+  parseAddress,
+  parsePrefix,
+  prefixContains,
+  type Prefix,
+} from '../lib/ip.ts';
 import { parseRd } from '../bgp/wire/rd.ts';
 import { AFI_SAFIS, type AfiSafiName } from '../bgp/wire/constants.ts';
 import type { AddPathMode } from '../bgp/wire/negotiate.ts';
@@ -60,6 +67,12 @@ export interface AgentConfig {
   readonly speaker?: SpeakerConfig;
   readonly contexts: readonly ContextConfig[];
   readonly controllerLeaseSeconds: number;
+  /** BFD receive ports (RFC 5881/5883 defaults 3784/4784; other values for labs and tests). */
+  readonly bfdPorts?: {
+    readonly singleHop: number;
+    readonly multihop: number;
+    readonly reuseAddress: boolean;
+  };
 }
 
 function readBool(v: unknown, path: string, dflt: boolean): boolean {
@@ -250,7 +263,8 @@ function readNeighbor(v: unknown, path: string, book: PolicyBook): NeighborConfi
 function readPassword(v: unknown, path: string): string | undefined {
   if (v === undefined) return undefined;
   const s = readString(v, path);
-  if (Buffer.byteLength(s) > 80) throw new PolicyConfigError(path, 'a TCP-MD5 key is at most 80 bytes (RFC 2385)');
+  if (Buffer.byteLength(s) > 80)
+    throw new PolicyConfigError(path, 'a TCP-MD5 key is at most 80 bytes (RFC 2385)');
   return s;
 }
 
@@ -301,6 +315,17 @@ function readDynamicNeighbors(v: unknown, path: string, book: PolicyBook): Dynam
     peerAsns = Array.from({ length: hi - lo + 1 }, (_x, i) => lo + i);
   }
   const tmplPath = key(path, 'template');
+  if (
+    o['template'] !== null &&
+    typeof o['template'] === 'object' &&
+    (o['template'] as Record<string, unknown>)['password'] !== undefined
+  )
+    // TCP-MD5 keys are per peer address on the listener; a range would need TCP_MD5SIG_EXT
+    // prefix keys, which the speaker does not install.
+    throw new PolicyConfigError(
+      key(tmplPath, 'password'),
+      'TCP-MD5 password is not supported for dynamic neighbors (keys are per peer address); configure the neighbors explicitly',
+    );
   const tmpl =
     o['template'] === undefined
       ? {}
@@ -446,6 +471,16 @@ function readContext(
   const interfaces = readList(o['interfaces'], `${P}interfaces`).map((r, i) =>
     readInterface(r, index(`${P}interfaces`, i)),
   );
+  staticRoutes.forEach((r, i) => {
+    if (!r.bfd || r.nextHop === undefined) return;
+    const nh = makePrefix(r.nextHop, r.nextHop.length * 8);
+    const local = interfaces.flatMap((x) => x.addresses).find((a) => prefixContains(a.prefix, nh));
+    if (local === undefined)
+      throw new PolicyConfigError(
+        `${index(`${P}static-routes`, i)}.bfd`,
+        "BFD tracking needs an interface address in the next hop's subnet (the BFD source address)",
+      );
+  });
   const speaker = o['bgp'] === undefined ? undefined : readBgp(o['bgp'], `${P}bgp`, book, routerId);
   const rd =
     o['route-distinguisher'] === undefined
@@ -471,6 +506,7 @@ export function buildAgentConfig(raw: unknown): AgentConfig {
       'interfaces',
       'vrfs',
       'controller',
+      'bfd',
     ],
     ['router-id'],
   );
@@ -512,6 +548,19 @@ export function buildAgentConfig(raw: unknown): AgentConfig {
       throw new PolicyConfigError(where, `${k} is already the BGP listener of ${listens.get(k)}`);
     listens.set(k, where);
   });
+  let bfdPorts: AgentConfig['bfdPorts'];
+  if (o['bfd'] !== undefined) {
+    const b = readObject(o['bfd'], 'bfd', ['single-hop-port', 'multihop-port', 'reuse-address']);
+    bfdPorts = {
+      reuseAddress: readBool(b['reuse-address'], 'bfd.reuse-address', false),
+      singleHop:
+        b['single-hop-port'] === undefined
+          ? 3784
+          : readInt(b['single-hop-port'], 'bfd.single-hop-port', 1, 65535),
+      multihop:
+        b['multihop-port'] === undefined ? 4784 : readInt(b['multihop-port'], 'bfd.multihop-port', 1, 65535),
+    };
+  }
   let controllerLeaseSeconds = 60;
   if (o['controller'] !== undefined) {
     const c = readObject(o['controller'], 'controller', ['route-lease-seconds']);
@@ -531,6 +580,7 @@ export function buildAgentConfig(raw: unknown): AgentConfig {
     speaker: contexts[0]!.speaker,
     contexts,
     controllerLeaseSeconds,
+    bfdPorts,
   };
 }
 

@@ -11,6 +11,8 @@ import { loadAgentConfig, ConfigError, type AgentConfig } from './config.ts';
 import { Speaker } from '../bgp/speaker.ts';
 import { buildAgentApi } from './api.ts';
 import { RoutingContext } from '../routing/context.ts';
+import { BfdManager, type BfdStateChange } from '../bfd/transport.ts';
+import { formatAddress, makePrefix, parseAddress, prefixContains } from '../lib/ip.ts';
 
 export interface RunningAgent {
   /** The default context's speaker (throws when the default context runs no BGP). */
@@ -25,9 +27,25 @@ export async function startAgent(
   cfg: AgentConfig,
   logger = pino({ level: cfg.logLevel }),
 ): Promise<RunningAgent> {
+  // One BFD manager for the process, when anything asks for BFD (neighbours or static routes).
+  const wantsBfd = cfg.contexts.some(
+    (c) =>
+      c.staticRoutes.some((r) => r.bfd) || (c.speaker?.neighbors.some((n) => n.bfd !== undefined) ?? false),
+  );
+  const bfd = wantsBfd
+    ? new BfdManager({
+        singleHopPort: cfg.bfdPorts?.singleHop,
+        multihopPort: cfg.bfdPorts?.multihop,
+        // SO_REUSEADDR: coexist with another BFD daemon bound to 0.0.0.0 on this host.
+        reuseAddr: cfg.bfdPorts?.reuseAddress,
+      })
+    : undefined;
+  bfd?.on('error', (e) => logger.warn({ err: e.message }, 'BFD error'));
   const contexts = new Map<string, RoutingContext>();
+  const tracked: { ctx: RoutingContext; nextHop: string; localAddress: string }[] = [];
   for (const c of cfg.contexts) {
-    const sp = c.speaker === undefined ? undefined : new Speaker(c.speaker, logger.child({ vrf: c.name }));
+    const sp =
+      c.speaker === undefined ? undefined : new Speaker(c.speaker, logger.child({ vrf: c.name }), bfd);
     const ctx = new RoutingContext(c.name, sp, c.routeDistinguisher);
     for (const i of c.interfaces)
       for (const a of i.addresses)
@@ -38,8 +56,15 @@ export async function startAgent(
         nextHop: r.nextHop,
         interface: r.interface,
         distance: r.distance,
-        ...(r.bfd ? { usable: true } : {}),
+        // A BFD-tracked route stays out of the FIB until its BFD session is Up.
+        ...(r.bfd ? { usable: false } : {}),
       });
+    for (const r of c.staticRoutes) {
+      if (!r.bfd || r.nextHop === undefined) continue;
+      const nh = makePrefix(r.nextHop, r.nextHop.length * 8);
+      const local = c.interfaces.flatMap((x) => x.addresses).find((a) => prefixContains(a.prefix, nh))!;
+      tracked.push({ ctx, nextHop: formatAddress(r.nextHop), localAddress: formatAddress(local.address) });
+    }
     contexts.set(c.name, ctx);
   }
   try {
@@ -47,6 +72,28 @@ export async function startAgent(
   } catch (e) {
     for (const ctx of contexts.values()) await ctx.speaker?.stop();
     throw e;
+  }
+  if (bfd !== undefined) {
+    const follow =
+      (up: boolean) =>
+      (ch: BfdStateChange): void => {
+        // A peer that takes BFD down administratively signals no failure (RFC 5882 §3.2).
+        if (!up && (ch.remoteState === 'AdminDown' || ch.to === 'AdminDown')) return;
+        for (const t of tracked) {
+          if (t.nextHop !== ch.peer || t.localAddress !== ch.localAddress) continue;
+          t.ctx.track(parseAddress(t.nextHop), up);
+          logger.info({ vrf: t.ctx.name, nextHop: t.nextHop, up }, 'static routes follow their BFD session');
+        }
+      };
+    bfd.on('up', follow(true));
+    bfd.on('down', follow(false));
+    const seen = new Set<string>();
+    for (const t of tracked) {
+      const k = `${t.nextHop}|${t.localAddress}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      await bfd.acquire(t.nextHop, { localAddress: t.localAddress });
+    }
   }
   // Controller routes are leased (I2RS-style ephemeral state): expired ones leave the FIB.
   const leaseTimer = setInterval(() => {
@@ -61,7 +108,7 @@ export async function startAgent(
   let api: FastifyInstance | undefined;
   let apiUrl: string | undefined;
   if (cfg.api !== undefined) {
-    api = await buildAgentApi({ contexts, leaseSeconds: cfg.controllerLeaseSeconds });
+    api = await buildAgentApi({ contexts, leaseSeconds: cfg.controllerLeaseSeconds, bfd });
     apiUrl = await api.listen({ host: cfg.api.host, port: cfg.api.port });
   }
   logger.info(
@@ -86,6 +133,7 @@ export async function startAgent(
     async stop() {
       clearInterval(leaseTimer);
       for (const ctx of contexts.values()) await ctx.speaker?.stop();
+      await bfd?.close();
       await api?.close();
     },
   };

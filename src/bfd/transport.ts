@@ -91,6 +91,8 @@ export interface BfdStateChange {
   to: BfdState;
   diag: number;
   diagName: string;
+  /** The peer's state as last received: AdminDown means it went down on purpose (RFC 5882 §3.2). */
+  remoteState: BfdState;
 }
 
 export interface BfdManagerEvents {
@@ -121,6 +123,8 @@ interface Entry {
   endpoint: Endpoint;
   refs: number;
   timer: NodeJS.Timeout | undefined;
+  /** The timers in force: the most demanding of every client's request. */
+  timers: { desiredMinTxUs: number; requiredMinRxUs: number; detectMult: number };
 }
 
 function sessionKey(peer: string, local: string, multihop: boolean): string {
@@ -153,12 +157,14 @@ export class BfdManager extends EventEmitter<BfdManagerEvents> {
     const existing = this.entries.get(key);
     if (existing !== undefined) {
       existing.refs++;
+      this.tighten(existing, opts);
       return this.info(existing);
     }
     const endpoint = await this.endpoint(opts.localAddress, multihop);
     const raced = this.entries.get(key); // another acquire finished while we awaited
     if (raced !== undefined) {
       raced.refs++;
+      this.tighten(raced, opts);
       return this.info(raced);
     }
     endpoint.users++;
@@ -182,12 +188,39 @@ export class BfdManager extends EventEmitter<BfdManagerEvents> {
       endpoint,
       refs: 1,
       timer: undefined,
+      timers: {
+        desiredMinTxUs: cfg.desiredMinTxUs,
+        requiredMinRxUs: cfg.requiredMinRxUs,
+        detectMult: cfg.detectMult,
+      },
     };
     this.entries.set(key, entry);
     this.byDiscr.set(cfg.localDiscr, entry);
     entry.session.start(this.clock());
     this.drive(entry);
     return this.info(entry);
+  }
+
+  /**
+   * A further client shares the session: the most demanding timers win (a BGP neighbour asking for
+   * 50 ms is not held to a static route's 300 ms). Changes go through a Poll Sequence (§6.8.3).
+   * Timers are not relaxed again when that client leaves.
+   */
+  private tighten(e: Entry, opts: BfdPeerOptions): void {
+    const t = e.timers;
+    const want = {
+      desiredMinTxUs: Math.min(t.desiredMinTxUs, opts.desiredMinTxUs ?? t.desiredMinTxUs),
+      requiredMinRxUs: Math.min(t.requiredMinRxUs, opts.requiredMinRxUs ?? t.requiredMinRxUs),
+      detectMult: Math.min(t.detectMult, opts.detectMult ?? t.detectMult),
+    };
+    if (
+      want.desiredMinTxUs === t.desiredMinTxUs &&
+      want.requiredMinRxUs === t.requiredMinRxUs &&
+      want.detectMult === t.detectMult
+    )
+      return;
+    e.timers = want;
+    this.setParams(e.peer, { localAddress: e.localAddress, multihop: e.multihop, ...want });
   }
 
   /** Drops one reference; the last one sends AdminDown and frees the session. */
@@ -211,9 +244,11 @@ export class BfdManager extends EventEmitter<BfdManagerEvents> {
     const entry = this.entries.get(sessionKey(peer, opts.localAddress, opts.multihop === true));
     if (entry === undefined) throw new BfdTransportError(`BFD: no session with ${peer}`);
     const p: { desiredMinTxUs?: number; requiredMinRxUs?: number; detectMult?: number } = {};
-    if (opts.desiredMinTxUs !== undefined) p.desiredMinTxUs = opts.desiredMinTxUs;
-    if (opts.requiredMinRxUs !== undefined) p.requiredMinRxUs = opts.requiredMinRxUs;
-    if (opts.detectMult !== undefined) p.detectMult = opts.detectMult;
+    if (opts.desiredMinTxUs !== undefined)
+      p.desiredMinTxUs = entry.timers.desiredMinTxUs = opts.desiredMinTxUs;
+    if (opts.requiredMinRxUs !== undefined)
+      p.requiredMinRxUs = entry.timers.requiredMinRxUs = opts.requiredMinRxUs;
+    if (opts.detectMult !== undefined) p.detectMult = entry.timers.detectMult = opts.detectMult;
     entry.session.setParams(this.clock(), p);
     this.drive(entry);
   }
@@ -315,6 +350,7 @@ export class BfdManager extends EventEmitter<BfdManagerEvents> {
         to: ev.to,
         diag: ev.diag,
         diagName: bfdDiagName(ev.diag),
+        remoteState: s.remoteSessionState,
       };
       this.emit('state', change);
       if (ev.to === 'Up') this.emit('up', change);

@@ -112,6 +112,8 @@ export class Peer {
   readonly staleFamilies = new Set<AfiSafiName>();
   staleTimer: NodeJS.Timeout | undefined;
   restartTimer: NodeJS.Timeout | undefined;
+  /** The BFD session coupled to this neighbour while Established. */
+  bfdSession: { localAddress: string; multihop: boolean } | undefined;
   /** Created from a dynamic-neighbor listen range; removed when its session ends. */
   dynamic = false;
   /** Set when max-prefix (or an operator) stopped the peer. */

@@ -10,11 +10,18 @@
 import net from 'node:net';
 import { BgpFsm, type FsmConfig, type FsmEvent } from './fsm.ts';
 import { CeaseSubcode } from './wire/constants.ts';
+import { connectTcp } from '../lib/sockopt.ts';
 
 export interface SessionEndpoint {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress?: string;
+  /** TCP-MD5 key (RFC 2385) for the outgoing connection. */
+  readonly md5Key?: string;
+  /** TTL / hop limit of sent packets (GTSM, RFC 5082: 255). */
+  readonly ttl?: number;
+  /** Minimum TTL / hop limit accepted (GTSM: 256 - hops). */
+  readonly minTtl?: number;
 }
 
 export interface SessionHooks {
@@ -23,7 +30,12 @@ export interface SessionHooks {
   produce(session: Session, budgetBytes: number): Uint8Array[];
   /** An exception escaped onEvent/produce (a bug of ours); the session is reset, not the process. */
   onInternalError?(session: Session, error: unknown): void;
+  /** Socket options (MD5/TTL) could not be set on an outgoing connection (reported as a failed connect). */
+  onConnectError?(session: Session, error: unknown): void;
 }
+
+/** Upper bound (s) of an outgoing attempt with TCP-MD5/GTSM options (see Session.connect). */
+const SECURED_CONNECT_TIMEOUT = 10;
 
 const WRITE_BUDGET = 1 << 20;
 
@@ -44,7 +56,7 @@ export class Session {
   localAddress: string | undefined;
 
   constructor(
-    cfg: FsmConfig,
+    private readonly cfg: FsmConfig,
     readonly endpoint: SessionEndpoint,
     private readonly hooks: SessionHooks,
     readonly inbound = false,
@@ -132,9 +144,41 @@ export class Session {
   }
 
   private connect(): void {
-    const { remoteAddress, remotePort, localAddress } = this.endpoint;
+    const { remoteAddress, remotePort, localAddress, md5Key, ttl, minTtl } = this.endpoint;
     this.abortPending();
-    const socket = net.connect({ host: remoteAddress, port: remotePort, localAddress });
+    const secured = (md5Key !== undefined && md5Key.length > 0) || ttl !== undefined || minTtl !== undefined;
+    let socket: net.Socket;
+    let timeout: NodeJS.Timeout | undefined;
+    if (!secured) socket = net.connect({ host: remoteAddress, port: remotePort, localAddress });
+    else {
+      // Options must be on the fd before the SYN: connectTcp makes the fd itself (never reused:
+      // each attempt is a fresh socket). With an MD5 key the peer's unsigned RST is dropped, so a
+      // closed port never gives ECONNREFUSED: bound the attempt ourselves.
+      try {
+        socket = connectTcp({
+          host: remoteAddress,
+          port: remotePort,
+          ...(localAddress !== undefined ? { localAddress } : {}),
+          ...(md5Key !== undefined && md5Key.length > 0 ? { md5Key } : {}),
+          ...(ttl !== undefined ? { ttl } : {}),
+          ...(minTtl !== undefined ? { minTtl } : {}),
+        });
+      } catch (e) {
+        // Options refused (no FFI, bad key, ...): a failed attempt, reported asynchronously like
+        // any connect error so the core never sees it inside its own 'connect' event.
+        this.hooks.onConnectError?.(this, e);
+        socket = new net.Socket();
+        const s = socket;
+        process.nextTick(() => s.destroy(e instanceof Error ? e : new Error(String(e))));
+      }
+      const s = socket;
+      const secs = Math.max(1, Math.min(this.cfg.connectRetryTime, SECURED_CONNECT_TIMEOUT));
+      timeout = setTimeout(() => s.destroy(new Error(`connect timeout (${secs} s)`)), secs * 1000);
+      timeout.unref?.();
+      const clear = (): void => clearTimeout(timeout);
+      s.once('connect', clear);
+      s.once('close', clear);
+    }
     this.pending = socket;
     socket.once('connect', () => {
       // Only the current attempt counts: one replaced by a ConnectRetry, dropped by the core, or

@@ -18,7 +18,9 @@ import {
 import type { Negotiated } from './wire/negotiate.ts';
 import type { FsmConfig, FsmEvent } from './fsm.ts';
 import { resolveCollision } from './fsm.ts';
+import { setMinTtl, setTcpMd5, setTtl, socketFamily, socketFd } from '../lib/sockopt.ts';
 import { Session } from './session.ts';
+import type { BfdManager, BfdStateChange } from '../bfd/transport.ts';
 import { AttrSetTable, type AttrSet } from './rib/attr-set.ts';
 import { FamilyRib } from './rib/family-rib.ts';
 import { DEFAULT_DECISION_OPTIONS, type DecisionOptions, type PathSource } from './rib/decision.ts';
@@ -87,8 +89,11 @@ export class Speaker extends EventEmitter {
   constructor(
     public cfg: SpeakerConfig,
     readonly log: SpeakerLog = { info: () => undefined, warn: () => undefined },
+    /** BFD for neighbours configured with `bfd` (RFC 5880; RFC 9384 Cease/10 when it goes down). */
+    readonly bfd?: BfdManager,
   ) {
     super();
+    bfd?.on('down', (c) => this.onBfdDown(c));
     this.decision = cfg.decision ?? DEFAULT_DECISION_OPTIONS;
     for (const f of cfg.families ?? (['ipv4-unicast', 'ipv6-unicast', 'ipv4-vpn', 'ipv6-vpn'] as const)) {
       const rib = new FamilyRib(f, this.attrs);
@@ -128,9 +133,66 @@ export class Speaker extends EventEmitter {
       const addr = server.address();
       if (addr !== null && typeof addr === 'object') this.listenPort = addr.port;
       this.servers.push(server);
+      this.secureListener(server);
     }
     this.originateNetworks();
     for (const p of this.peers) if (p !== undefined && !p.cfg.shutdown) this.startPeer(p);
+  }
+
+  /**
+   * TCP-MD5 (RFC 2385) and GTSM (RFC 5082) on a listening socket; Linux checks both against the
+   * SYN and the accepted socket inherits them. MD5 keys are per peer address: once a neighbour has
+   * a key, the kernel accepts only signed SYNs from that address (others stay unsigned). `only`:
+   * install just this (newly added) neighbour's key, then recompute the GTSM options.
+   *
+   * GTSM: IP_MINTTL is per socket, not per peer. It goes on the listener (so a too-distant SYN is
+   * dropped before any state exists, the RFC 5082 behaviour) only when every neighbour — and every
+   * dynamic-neighbor template — uses ttl-security with the same hops. Otherwise the listener sets
+   * no minimum and `accept` sets it on each accepted socket of a GTSM neighbour: the handshake from
+   * a distant spoofer then completes, and bytes it sent before `accept` ran (its OPEN) are already
+   * queued, but every later segment with a lower TTL is dropped by the kernel: its KEEPALIVE (sent
+   * only after our OPEN, hence after the minimum was set) never arrives, so our side never reaches
+   * Established (the far side may believe it is, until its hold timer expires). The listener sends TTL 255 as soon as any neighbour
+   * uses GTSM (inherited by every accepted socket, GTSM or not — harmless for a direct peer).
+   */
+  private secureListener(server: net.Server, only?: Peer): void {
+    let fd: number;
+    let fam: 4 | 6;
+    try {
+      fd = socketFd(server);
+      fam = socketFamily(fd);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'listener socket options unavailable');
+      return;
+    }
+    for (const p of only !== undefined ? [only] : this.peers) {
+      const key = p?.cfg.password;
+      if (p === undefined || key === undefined || key === '') continue;
+      const address = normalizeAddress(p.cfg.address);
+      try {
+        setTcpMd5(fd, { address }, key);
+      } catch (e) {
+        this.log.warn(
+          { peer: address, err: (e as Error).message },
+          'TCP-MD5 key not installed on the listener',
+        );
+      }
+    }
+    const hops = [
+      ...this.peers.filter((p) => p !== undefined).map((p) => p.cfg.ttlSecurity?.hops),
+      ...(this.cfg.dynamicNeighbors ?? []).map((r) => r.template.ttlSecurity?.hops),
+    ];
+    if (!hops.some((h) => h !== undefined)) return;
+    const uniform = hops.every((h) => h === hops[0]) ? hops[0] : undefined;
+    // A dual-stack (IPv6) listener also carries IPv4 peers (v4-mapped): set both levels.
+    for (const f of fam === 6 ? ([6, 4] as const) : ([4] as const)) {
+      try {
+        setTtl(fd, f, 255);
+        setMinTtl(fd, f, uniform === undefined ? 0 : 256 - uniform);
+      } catch (e) {
+        this.log.warn({ family: f, err: (e as Error).message }, 'GTSM options not set on the listener');
+      }
+    }
   }
 
   /** Closes every session with Cease/Administrative Shutdown (RFC 9003 message) and stops listening. */
@@ -167,6 +229,7 @@ export class Speaker extends EventEmitter {
     const p = new Peer(this.peers.length, cfg, parseAddress(key));
     this.peers.push(p);
     this.byAddress.set(key, p);
+    for (const s of this.servers) this.secureListener(s, p); // added after start
     return p;
   }
 
@@ -195,10 +258,22 @@ export class Speaker extends EventEmitter {
     const c = p.cfg;
     return new Session(
       this.fsmConfig(p, passive),
-      { remoteAddress: normalizeAddress(c.address), remotePort: c.remotePort, localAddress: c.localAddress },
+      {
+        remoteAddress: normalizeAddress(c.address),
+        remotePort: c.remotePort,
+        localAddress: c.localAddress,
+        md5Key: c.password,
+        ttl: c.ttlSecurity === undefined ? undefined : 255,
+        minTtl: c.ttlSecurity === undefined ? undefined : 256 - c.ttlSecurity.hops,
+      },
       {
         onEvent: (s, ev) => this.onSessionEvent(p, s, ev),
         produce: (s, budget) => this.out.produce(p, s, budget),
+        onConnectError: (_s, e) =>
+          this.log.warn(
+            { peer: c.address, err: (e as Error).message },
+            'TCP-MD5/GTSM options not set: connect failed',
+          ),
       },
       inbound,
     );
@@ -259,6 +334,7 @@ export class Speaker extends EventEmitter {
 
   /** Forgets a dynamic peer whose session ended: its routes, its state, its index. */
   private removeDynamic(p: Peer): void {
+    this.bfdRelease(p);
     for (const rib of this.ribs.values()) rib.removePeer(p.index);
     for (const s of p.sessions) setImmediate(() => s.dispose());
     p.sessions.length = 0;
@@ -276,6 +352,20 @@ export class Speaker extends EventEmitter {
       this.log.warn({ remote }, 'connection from unconfigured or shut down neighbor refused');
       socket.destroy();
       return;
+    }
+    const gtsm = p.cfg.ttlSecurity;
+    if (gtsm !== undefined) {
+      // Per accepted socket when the listener could not hold one minimum for all (secureListener).
+      try {
+        const fd = socketFd(socket);
+        const f = remote.includes(':') ? 6 : 4;
+        setTtl(fd, f, 255);
+        setMinTtl(fd, f, 256 - gtsm.hops);
+      } catch (e) {
+        this.log.warn({ remote, err: (e as Error).message }, 'GTSM not enforceable: connection refused');
+        socket.destroy();
+        return;
+      }
     }
     const primary = p.primary;
     const st = primary?.fsm.state;
@@ -392,6 +482,7 @@ export class Speaker extends EventEmitter {
       p.eorPending.add(f);
       this.out.initialDump(p, f);
     }
+    this.bfdAcquire(p, s);
     this.emit('peer-established', p);
     this.scheduleFlush();
     s.kick();
@@ -414,6 +505,7 @@ export class Speaker extends EventEmitter {
     }
     const n = p.negotiated;
     p.negotiated = undefined;
+    this.bfdRelease(p);
     p.stats.lastDownAt = Date.now();
     p.stats.flaps++;
     p.eorPending.clear();
@@ -477,6 +569,51 @@ export class Speaker extends EventEmitter {
     const { afi, safi } = afiSafiCode(family);
     p.primary?.input((fsm) => fsm.sendRouteRefresh(afi, safi));
     return true;
+  }
+
+  // ------------------------------------------------------------------ BFD (RFC 5880, RFC 9384)
+  /** Starts BFD towards an Established neighbour configured with `bfd`. */
+  private bfdAcquire(p: Peer, s: Session): void {
+    const b = p.cfg.bfd;
+    const localAddress = s.localAddress;
+    if (b === undefined || this.bfd === undefined || localAddress === undefined) return;
+    if (p.bfdSession !== undefined) return;
+    const key = { localAddress, multihop: b.multihop };
+    p.bfdSession = key;
+    this.bfd
+      .acquire(normalizeAddress(p.cfg.address), {
+        ...key,
+        desiredMinTxUs: b.minTxMs * 1000,
+        requiredMinRxUs: b.minRxMs * 1000,
+        detectMult: b.multiplier,
+      })
+      .catch((e: unknown) => {
+        p.bfdSession = undefined;
+        this.log.warn({ peer: p.cfg.address, err: (e as Error).message }, 'BFD session could not start');
+      });
+  }
+
+  private bfdRelease(p: Peer): void {
+    const key = p.bfdSession;
+    if (key === undefined || this.bfd === undefined) return;
+    p.bfdSession = undefined;
+    this.bfd.release(normalizeAddress(p.cfg.address), key);
+  }
+
+  /**
+   * BFD went down: the coupled BGP session ends with Cease/BFD Down (RFC 9384) — unless either side
+   * took BFD down administratively, which is not a failure (RFC 5882 §3.2).
+   */
+  private onBfdDown(c: BfdStateChange): void {
+    const p = this.byAddress.get(normalizeAddress(c.peer));
+    if (p === undefined || p.bfdSession === undefined || p.bfdSession.localAddress !== c.localAddress) return;
+    if (c.remoteState === 'AdminDown' || c.to === 'AdminDown') {
+      this.log.info({ peer: p.cfg.address }, 'BFD taken down administratively: BGP session kept');
+      return;
+    }
+    this.log.warn({ peer: p.cfg.address, diag: c.diagName }, 'BFD down: closing the BGP session (Cease/10)');
+    p.primary?.input((fsm, now) => fsm.cease(now, CeaseSubcode.BFD_DOWN));
+    p.stats.lastError = `BFD down (${c.diagName}): sent Cease/BFD Down`; // after the FSM's own note
   }
 
   /** Re-applies import policy to every path of every peer (after a policy change). */

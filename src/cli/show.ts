@@ -119,6 +119,33 @@ export function showCommands(program: Command): void {
       const rs = await get<FibEntry[]>(o.api, `/api/v1/vrfs/${encodeURIComponent(o.vrf)}/fib`);
       process.stdout.write((o.json === true ? JSON.stringify(rs, null, 2) : formatFib(rs)) + '\n');
     });
+  show
+    .command('bfd')
+    .description('BFD sessions')
+    .option('--api <url>', 'agent API base URL', process.env['VCE_API'] ?? 'http://127.0.0.1:8179')
+    .option('--json', 'print JSON')
+    .action(async (o: { api: string; json?: boolean }) => {
+      const rs = await get<Record<string, string | number | boolean>[]>(o.api, '/api/v1/bfd/sessions');
+      if (o.json === true) return void process.stdout.write(JSON.stringify(rs, null, 2) + '\n');
+      const t = new Table({
+        head: ['Peer', 'Local', 'Hop', 'State', 'Diag', 'TX ms', 'Detect ms', 'Clients'],
+        style: { head: [], border: [] },
+      });
+      for (const r of rs)
+        t.push(
+          [
+            r['peer'],
+            r['local-address'],
+            r['multihop'] === true ? 'multi' : 'single',
+            r['state'],
+            r['diagnostic'],
+            r['tx-interval-ms'],
+            r['detect-time-ms'],
+            r['clients'],
+          ].map(String),
+        );
+      process.stdout.write(t.toString() + '\n');
+    });
   const bgp = show.command('bgp').description('BGP state');
   const common = (c: Command): Command =>
     c

@@ -18,8 +18,12 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BfdManager, type BfdStateChange } from '../../src/bfd/transport.ts';
+import { buildAgentConfig } from '../../src/agent/config.ts';
+import { startAgent } from '../../src/agent/run.ts';
+import { startFrr } from './harness/frr.ts';
 import {
   type DaemonHandle,
+  freePort,
   requireDaemon,
   run,
   startDaemon,
@@ -37,6 +41,7 @@ function waitSync<T>(fn: () => T | undefined, opts: WaitForOptions): Promise<T> 
 const BFDD = '/usr/lib/frr/bfdd';
 const FRR_ADDR = '127.0.0.151';
 const OUR_ADDR = '127.0.0.152';
+const AGENT_ADDR = '127.0.0.154';
 /** FRR side: 300 ms / 300 ms × 3. Ours: TX 200 ms, RX 250 ms × 4. */
 const FRR_TIMERS = { rx: 300, tx: 300, mult: 3 };
 const OUR = { desiredMinTxUs: 200_000, requiredMinRxUs: 250_000, detectMult: 4 };
@@ -90,6 +95,12 @@ describe.skipIf(!requireDaemon(BFDD) || !requireDaemon('vtysh'))('BFD interop wi
       [
         'bfd',
         ` peer ${OUR_ADDR} local-address ${FRR_ADDR}`,
+        `  receive-interval ${FRR_TIMERS.rx}`,
+        `  transmit-interval ${FRR_TIMERS.tx}`,
+        `  detect-multiplier ${FRR_TIMERS.mult}`,
+        ' !',
+        // The BFD peer of the vce agent whose BGP session to FRR bgpd is coupled to BFD (RFC 9384).
+        ` peer ${AGENT_ADDR} local-address ${FRR_ADDR}`,
         `  receive-interval ${FRR_TIMERS.rx}`,
         `  transmit-interval ${FRR_TIMERS.tx}`,
         `  detect-multiplier ${FRR_TIMERS.mult}`,
@@ -227,5 +238,104 @@ describe.skipIf(!requireDaemon(BFDD) || !requireDaemon('vtysh'))('BFD interop wi
     );
     expect(p.diagnostic).toMatch(/neighbor/i);
     expect(p['remote-diagnostic']).toMatch(/administratively/i);
+  });
+
+  it('RFC 9384: BFD down ends the coupled BGP session with Cease/BFD Down and takes the tracked static route out of the FIB', async () => {
+    const [bgpPort, agentPort] = await Promise.all([freePort(FRR_ADDR), freePort(AGENT_ADDR)]);
+    const bgpd = await startFrr({
+      asn: 65151,
+      routerId: FRR_ADDR,
+      listenAddress: FRR_ADDR,
+      listenPort: bgpPort,
+      neighbors: [
+        { address: AGENT_ADDR, port: agentPort, peerAsn: 65154, passive: true, families: ['ipv4-unicast'] },
+      ],
+    });
+    const agent = await startAgent(
+      buildAgentConfig({
+        'router-id': AGENT_ADDR,
+        'log-level': 'silent',
+        bfd: { 'reuse-address': true }, // bfdd holds 0.0.0.0:3784 with SO_REUSEADDR
+        // A static route tracked by the same BFD session (refcounted): out of the FIB while BFD is down.
+        interfaces: [{ name: 'lo', addresses: [`${AGENT_ADDR}/8`] }],
+        'static-routes': [{ prefix: '10.151.0.0/16', 'next-hop': FRR_ADDR, bfd: true }],
+        bgp: {
+          asn: 65154,
+          listen: { address: AGENT_ADDR, port: agentPort },
+          neighbors: [
+            {
+              address: FRR_ADDR,
+              'peer-asn': 65151,
+              'remote-port': bgpPort,
+              'local-address': AGENT_ADDR,
+              'connect-retry': 1,
+              'import-policy': 'accept-all',
+              'export-policy': 'accept-all',
+              bfd: { 'min-tx': 200, 'min-rx': 250, multiplier: 4 },
+            },
+          ],
+        },
+      }),
+    );
+    try {
+      const bfdOf = () => agent.speaker.bfd?.get(FRR_ADDR, { localAddress: AGENT_ADDR });
+      await waitFor(
+        async () =>
+          (await bgpd.neighborState(AGENT_ADDR)) === 'established' && bfdOf()?.state === 'Up'
+            ? true
+            : undefined,
+        {
+          what: 'BGP Established and BFD Up',
+          timeoutMs: 20_000,
+          describe: async () => JSON.stringify(bfdOf()),
+        },
+      );
+      const staticInFib = () =>
+        agent.contexts
+          .get('default')!
+          .fib(4)
+          .some((e) => e.prefix === '10.151.0.0/16');
+      await waitSync(() => (staticInFib() ? true : undefined), {
+        what: 'BFD-tracked static route in the FIB',
+        timeoutMs: 5000,
+      });
+      const peer = agent.speaker.neighbor(FRR_ADDR)!;
+      const flaps = peer.stats.flaps;
+      process.kill(bfdd!.pid, 'SIGSTOP'); // bfdd freezes; bgpd keeps running and keeps BGP alive
+      try {
+        await waitSync(() => (peer.stats.flaps > flaps ? true : undefined), {
+          what: 'BGP session closed by BFD',
+          timeoutMs: 5000,
+        });
+      } finally {
+        process.kill(bfdd!.pid, 'SIGCONT');
+      }
+      expect(peer.stats.lastError).toMatch(/^BFD down \(/);
+      expect(staticInFib()).toBe(false);
+      const info = await waitFor(
+        async () => {
+          const i = await bgpd.neighborInfo(AGENT_ADDR);
+          return i.lastNotificationReason !== undefined ? i : undefined;
+        },
+        { what: 'FRR records our NOTIFICATION', timeoutMs: 5000 },
+      );
+      expect(info.lastNotificationReason).toMatch(/Cease/);
+      expect(info.lastNotificationReason).toMatch(/BFD|10/i);
+      // BFD comes back, and so does BGP
+      await waitFor(
+        async () =>
+          (await bgpd.neighborState(AGENT_ADDR)) === 'established' && bfdOf()?.state === 'Up'
+            ? true
+            : undefined,
+        { what: 'BGP and BFD back', timeoutMs: 30_000 },
+      );
+      await waitSync(() => (staticInFib() ? true : undefined), {
+        what: 'static route back in the FIB',
+        timeoutMs: 5000,
+      });
+    } finally {
+      await agent.stop();
+      await bgpd.stop();
+    }
   });
 });
