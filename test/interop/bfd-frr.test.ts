@@ -287,7 +287,7 @@ describe.skipIf(!requireDaemon(BFDD) || !requireDaemon('vtysh'))('BFD interop wi
         {
           what: 'BGP Established and BFD Up',
           timeoutMs: 20_000,
-          describe: async () => JSON.stringify(bfdOf()),
+          describe: () => Promise.resolve(JSON.stringify(bfdOf())),
         },
       );
       const staticInFib = () =>
