@@ -14,6 +14,7 @@ import {
   type Prefix,
 } from '../lib/ip.ts';
 import { parseRd } from '../bgp/wire/rd.ts';
+import { formatExtCommunity, parseExtCommunity } from '../bgp/wire/communities.ts';
 import { AFI_SAFIS, type AfiSafiName } from '../bgp/wire/constants.ts';
 import type { AddPathMode } from '../bgp/wire/negotiate.ts';
 import { compilePolicies, PolicyConfigError, type PolicyBook } from '../bgp/policy/index.ts';
@@ -26,6 +27,7 @@ import {
   readList,
   readObject,
   readString,
+  readText,
   type ConfigObject,
 } from '../bgp/policy/config-reader.ts';
 import type { BfdClientConfig, MaxPrefixConfig, NeighborConfig } from '../bgp/peer.ts';
@@ -55,6 +57,10 @@ export interface ContextConfig {
   readonly speaker?: SpeakerConfig;
   readonly staticRoutes: readonly StaticRouteConfig[];
   readonly interfaces: readonly InterfaceConfig[];
+  /** vPE Model 1 case 1-B: route targets of the VPN routes exchanged on the default context's session. */
+  readonly routeTargets: { readonly import: readonly string[]; readonly export: readonly string[] };
+  /** MPLS label advertised with this context's VPN routes (RFC 8277); default 16 + position. */
+  readonly vpnLabel?: number;
 }
 
 export interface AgentConfig {
@@ -485,9 +491,28 @@ function readContext(
   const rd =
     o['route-distinguisher'] === undefined
       ? undefined
-      : readString(o['route-distinguisher'], `${P}route-distinguisher`);
+      : readText(o['route-distinguisher'], `${P}route-distinguisher`);
   if (rd !== undefined) at(`${P}route-distinguisher`, () => parseRd(rd));
-  return { name, routeDistinguisher: rd, speaker, staticRoutes, interfaces };
+  let routeTargets: ContextConfig['routeTargets'] = { import: [], export: [] };
+  if (o['route-targets'] !== undefined) {
+    const rp = `${P}route-targets`;
+    const r = readObject(o['route-targets'], rp, ['import', 'export', 'both']);
+    const list = (k: string): string[] =>
+      readList(r[k], key(rp, k)).map((x, i) => {
+        const t = readString(x, index(key(rp, k), i));
+        // canonical text form (rt:ASN:N, rt:IP:N), as route views and matching use
+        return formatExtCommunity(
+          at(index(key(rp, k), i), () => parseExtCommunity(t.startsWith('rt:') ? t : `rt:${t}`)),
+        );
+      });
+    const both = list('both');
+    routeTargets = { import: [...both, ...list('import')], export: [...both, ...list('export')] };
+    if (routeTargets.export.length > 0 && rd === undefined)
+      throw new PolicyConfigError(rp, 'exporting routes as VPN routes needs a route-distinguisher');
+  }
+  const vpnLabel =
+    o['vpn-label'] === undefined ? undefined : readInt(o['vpn-label'], `${P}vpn-label`, 16, 1048575);
+  return { name, routeDistinguisher: rd, speaker, staticRoutes, interfaces, routeTargets, vpnLabel };
 }
 
 /** Validates a parsed configuration tree. */
@@ -525,7 +550,7 @@ export function buildAgentConfig(raw: unknown): AgentConfig {
     const vo = readObject(
       v,
       path,
-      ['name', 'route-distinguisher', 'interfaces', 'static-routes', 'bgp'],
+      ['name', 'route-distinguisher', 'route-targets', 'vpn-label', 'interfaces', 'static-routes', 'bgp'],
       ['name'],
     );
     const name = readString(vo['name'], key(path, 'name'));

@@ -13,6 +13,8 @@ import { buildAgentApi } from './api.ts';
 import { RoutingContext } from '../routing/context.ts';
 import { BfdManager, type BfdStateChange } from '../bfd/transport.ts';
 import { formatAddress, makePrefix, parseAddress, prefixContains } from '../lib/ip.ts';
+import { parseRd } from '../bgp/wire/rd.ts';
+import { parseExtCommunity } from '../bgp/wire/communities.ts';
 
 export interface RunningAgent {
   /** The default context's speaker (throws when the default context runs no BGP). */
@@ -66,6 +68,25 @@ export async function startAgent(
       tracked.push({ ctx, nextHop: formatAddress(r.nextHop), localAddress: formatAddress(local.address) });
     }
     contexts.set(c.name, ctx);
+  }
+  // vPE Model 1 case 1-B (draft §8.2.1): the default context's BGP session carries the routes of
+  // every context as VPN routes, told apart by route distinguisher, and brings back into each
+  // context the VPN routes whose route targets it imports.
+  const shared = contexts.get('default')?.speaker;
+  if (shared !== undefined) {
+    cfg.contexts.forEach((c, i) => {
+      const ctx = contexts.get(c.name)!;
+      if (c.routeTargets.import.length > 0)
+        ctx.vpnImport = { speaker: shared, routeTargets: new Set(c.routeTargets.import) };
+      if (c.routeTargets.export.length === 0 || c.routeDistinguisher === undefined) return;
+      const vpn = { rd: parseRd(c.routeDistinguisher), labels: [c.vpnLabel ?? 16 + i] };
+      const extCommunities = c.routeTargets.export.map(parseExtCommunity);
+      const exported = [
+        ...c.interfaces.flatMap((x) => x.addresses.map((a) => a.prefix)),
+        ...c.staticRoutes.filter((r) => r.action === 'forward').map((r) => r.prefix),
+      ];
+      for (const p of exported) shared.originate(p, { extCommunities }, vpn);
+    });
   }
   try {
     for (const ctx of contexts.values()) await ctx.speaker?.start();

@@ -631,14 +631,21 @@ export class Speaker extends EventEmitter {
   }
 
   /** Adds a locally originated prefix (ORIGIN IGP, empty AS_PATH). */
-  originate(pfx: Prefix, extra: Partial<AttrSet['attrs']> = {}): void {
-    const family: AfiSafiName = pfx.afi === AFI_IPV4 ? 'ipv4-unicast' : 'ipv6-unicast';
+  originate(
+    pfx: Prefix,
+    extra: Partial<AttrSet['attrs']> = {},
+    /** For VPN families (RFC 4364): the route distinguisher and the label stack to advertise. */
+    vpn?: { readonly rd: Uint8Array; readonly labels: readonly number[] },
+  ): void {
+    const v4 = pfx.afi === AFI_IPV4;
+    const family: AfiSafiName =
+      vpn === undefined ? (v4 ? 'ipv4-unicast' : 'ipv6-unicast') : v4 ? 'ipv4-vpn' : 'ipv6-vpn';
     const rib = this.ribs.get(family);
     if (rib === undefined) return;
     const attrs: AttrSet['attrs'] = {
       origin: 0,
       asPath: [],
-      nextHop: new Uint8Array(pfx.afi === AFI_IPV4 ? 4 : 16),
+      nextHop: new Uint8Array(v4 ? 4 : 16),
       ...extra,
     };
     const key = canonicalKey(attrs);
@@ -648,15 +655,18 @@ export class Speaker extends EventEmitter {
       this.localSets.set(key, id);
       this.attrs.ref(id); // local sets live as long as the speaker
     }
-    rib.upsert(rib.findOrAdd({ prefix: pfx }), LOCAL_PEER, 0, id, id);
+    const nlri = vpn === undefined ? { prefix: pfx } : { prefix: pfx, rd: vpn.rd };
+    rib.upsert(rib.findOrAdd(nlri), LOCAL_PEER, 0, id, id, vpn?.labels);
     this.scheduleFlush();
   }
 
-  withdrawLocal(pfx: Prefix): void {
-    const family: AfiSafiName = pfx.afi === AFI_IPV4 ? 'ipv4-unicast' : 'ipv6-unicast';
+  withdrawLocal(pfx: Prefix, rd?: Uint8Array): void {
+    const v4 = pfx.afi === AFI_IPV4;
+    const family: AfiSafiName =
+      rd === undefined ? (v4 ? 'ipv4-unicast' : 'ipv6-unicast') : v4 ? 'ipv4-vpn' : 'ipv6-vpn';
     const rib = this.ribs.get(family);
     if (rib === undefined) return;
-    const d = rib.find({ prefix: pfx });
+    const d = rib.find(rd === undefined ? { prefix: pfx } : { prefix: pfx, rd });
     if (d >= 0) rib.remove(d, LOCAL_PEER, 0);
     this.scheduleFlush();
   }

@@ -11,6 +11,7 @@
 import { EventEmitter } from 'node:events';
 import { comparePrefix, formatAddress, formatPrefix, type Prefix } from '../lib/ip.ts';
 import type { Speaker } from '../bgp/speaker.ts';
+import { formatExtCommunity } from '../bgp/wire/communities.ts';
 
 export type RouteSource = 'connected' | 'static' | 'controller' | 'bgp';
 const SOURCE_ORDER: Record<RouteSource, number> = { connected: 0, static: 1, controller: 2, bgp: 3 };
@@ -53,6 +54,13 @@ export class RoutingContext extends EventEmitter {
     ['static', new Map()],
     ['controller', new Map()],
   ]);
+
+  /**
+   * vPE Model 1 case 1-B (draft §8.2.1): VPN routes learned on a shared session (another context's
+   * speaker, typically the default one) whose route targets match `routeTargets` are this
+   * context's BGP routes.
+   */
+  vpnImport: { readonly speaker: Speaker; readonly routeTargets: ReadonlySet<string> } | undefined;
 
   constructor(
     readonly name: string,
@@ -143,6 +151,27 @@ export class RoutingContext extends EventEmitter {
             action: 'forward',
             nextHop: set.attrs.nextHop,
             distance: ebgp ? DEFAULT_DISTANCE.ebgp : DEFAULT_DISTANCE.ibgp,
+          });
+        }
+      }
+    }
+    const imp = this.vpnImport;
+    if (imp !== undefined) {
+      for (const f of ['ipv4-vpn', 'ipv6-vpn'] as const) {
+        const rib = imp.speaker.ribs.get(f);
+        if (rib === undefined) continue;
+        for (let d = 0; d < rib.destCount; d++) {
+          const id = rib.bestAttr(d);
+          const peer = rib.bestPeer(d);
+          if (id < 0 || peer === 0) continue; // our own contexts' exports
+          const set = imp.speaker.attrs.get(id);
+          const rts = set.attrs.extCommunities;
+          if (rts === undefined || !rts.some((rt) => imp.routeTargets.has(formatExtCommunity(rt)))) continue;
+          add('bgp', {
+            prefix: rib.nlriOf(d).prefix,
+            action: 'forward',
+            nextHop: set.attrs.nextHop,
+            distance: imp.speaker.sourceOf(peer).ebgp ? DEFAULT_DISTANCE.ebgp : DEFAULT_DISTANCE.ibgp,
           });
         }
       }
