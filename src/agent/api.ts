@@ -16,6 +16,8 @@ import { dumpRib } from '../bgp/mrt-dump.ts';
 import { RoutingContext } from '../routing/context.ts';
 import { registerContextRoutes } from './api-contexts.ts';
 import type { BfdManager } from '../bfd/transport.ts';
+import { buildAgentConfig, ConfigError, type AgentConfig } from './config.ts';
+import { ApplyRefused, type ApplyReport } from './apply.ts';
 import { bfdDiagName } from '../bfd/packet.ts';
 
 const FamilyCounts = Type.Object({
@@ -77,6 +79,8 @@ export interface ApiOptions {
   /** Default lease of controller routes, seconds. */
   readonly leaseSeconds?: number;
   readonly bfd?: BfdManager;
+  /** Reconfiguration (PUT /api/v1/config): absent for a bare speaker. */
+  readonly apply?: (next: AgentConfig) => Promise<ApplyReport>;
 }
 
 function metrics(sp: Speaker, vrf: string, reg: Registry): void {
@@ -314,6 +318,43 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
   });
 
   registerContextRoutes(app, contexts, leaseSeconds);
+
+  app.put<{ Body: unknown }>(
+    '/api/v1/config',
+    {
+      schema: {
+        summary: 'Replace the configuration: validated whole first, then only the difference is applied',
+        body: Type.Object({}, { additionalProperties: true }),
+        response: {
+          200: Type.Object({ applied: Type.Boolean(), changes: Type.Array(Type.String()) }),
+          400: ErrorBody,
+          409: ErrorBody,
+        },
+      },
+    },
+    async (req, reply) => {
+      if (opts.apply === undefined)
+        return reply
+          .status(409)
+          .send({ error: 'conflict', message: 'this API serves a speaker without configuration' });
+      let next: AgentConfig;
+      try {
+        next = buildAgentConfig(req.body);
+      } catch (e) {
+        if (e instanceof ConfigError)
+          return reply.status(400).send({ error: 'bad-request', message: e.message });
+        throw e;
+      }
+      try {
+        const r = await opts.apply(next);
+        return { applied: true, changes: r.changes };
+      } catch (e) {
+        if (e instanceof ApplyRefused)
+          return reply.status(409).send({ error: 'conflict', message: e.message });
+        throw e;
+      }
+    },
+  );
 
   app.get(
     '/api/v1/bfd/sessions',

@@ -73,6 +73,8 @@ export interface AgentConfig {
   readonly speaker?: SpeakerConfig;
   readonly contexts: readonly ContextConfig[];
   readonly controllerLeaseSeconds: number;
+  /** The `policies` section as text, to tell whether a new configuration changed it. */
+  readonly policiesKey: string;
   /** BFD receive ports (RFC 5881/5883 defaults 3784/4784; other values for labs and tests). */
   readonly bfdPorts?: {
     readonly singleHop: number;
@@ -606,6 +608,7 @@ export function buildAgentConfig(raw: unknown): AgentConfig {
     contexts,
     controllerLeaseSeconds,
     bfdPorts,
+    policiesKey: JSON.stringify(o['policies'] ?? null),
   };
 }
 

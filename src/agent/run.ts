@@ -13,12 +13,13 @@ import { buildAgentApi } from './api.ts';
 import { RoutingContext } from '../routing/context.ts';
 import { BfdManager, type BfdStateChange } from '../bfd/transport.ts';
 import { formatAddress, makePrefix, parseAddress, prefixContains } from '../lib/ip.ts';
-import { parseRd } from '../bgp/wire/rd.ts';
-import { parseExtCommunity } from '../bgp/wire/communities.ts';
+import { applyConfig, createContext, wireVpn, type ApplyReport, type Runtime } from './apply.ts';
 
 export interface RunningAgent {
   /** The default context's speaker (throws when the default context runs no BGP). */
   readonly speaker: Speaker;
+  /** Moves the agent to a new configuration, changing only the difference. */
+  apply(next: AgentConfig): Promise<ApplyReport>;
   readonly contexts: ReadonlyMap<string, RoutingContext>;
   readonly api?: FastifyInstance;
   readonly apiUrl?: string;
@@ -44,23 +45,10 @@ export async function startAgent(
     : undefined;
   bfd?.on('error', (e) => logger.warn({ err: e.message }, 'BFD error'));
   const contexts = new Map<string, RoutingContext>();
+  const rt: Runtime = { cfg, contexts, bfd, log: logger };
   const tracked: { ctx: RoutingContext; nextHop: string; localAddress: string }[] = [];
   for (const c of cfg.contexts) {
-    const sp =
-      c.speaker === undefined ? undefined : new Speaker(c.speaker, logger.child({ vrf: c.name }), bfd);
-    const ctx = new RoutingContext(c.name, sp, c.routeDistinguisher);
-    for (const i of c.interfaces)
-      for (const a of i.addresses)
-        ctx.set('connected', a.prefix, { action: 'forward', interface: i.name, distance: 0 });
-    for (const r of c.staticRoutes)
-      ctx.set('static', r.prefix, {
-        action: r.action,
-        nextHop: r.nextHop,
-        interface: r.interface,
-        distance: r.distance,
-        // A BFD-tracked route stays out of the FIB until its BFD session is Up.
-        ...(r.bfd ? { usable: false } : {}),
-      });
+    const ctx = createContext(rt, c);
     for (const r of c.staticRoutes) {
       if (!r.bfd || r.nextHop === undefined) continue;
       const nh = makePrefix(r.nextHop, r.nextHop.length * 8);
@@ -72,22 +60,7 @@ export async function startAgent(
   // vPE Model 1 case 1-B (draft §8.2.1): the default context's BGP session carries the routes of
   // every context as VPN routes, told apart by route distinguisher, and brings back into each
   // context the VPN routes whose route targets it imports.
-  const shared = contexts.get('default')?.speaker;
-  if (shared !== undefined) {
-    cfg.contexts.forEach((c, i) => {
-      const ctx = contexts.get(c.name)!;
-      if (c.routeTargets.import.length > 0)
-        ctx.vpnImport = { speaker: shared, routeTargets: new Set(c.routeTargets.import) };
-      if (c.routeTargets.export.length === 0 || c.routeDistinguisher === undefined) return;
-      const vpn = { rd: parseRd(c.routeDistinguisher), labels: [c.vpnLabel ?? 16 + i] };
-      const extCommunities = c.routeTargets.export.map(parseExtCommunity);
-      const exported = [
-        ...c.interfaces.flatMap((x) => x.addresses.map((a) => a.prefix)),
-        ...c.staticRoutes.filter((r) => r.action === 'forward').map((r) => r.prefix),
-      ];
-      for (const p of exported) shared.originate(p, { extCommunities }, vpn);
-    });
-  }
+  wireVpn(rt);
   try {
     for (const ctx of contexts.values()) await ctx.speaker?.start();
   } catch (e) {
@@ -126,10 +99,17 @@ export async function startAgent(
   }, 1000);
   leaseTimer.unref();
   const speaker = contexts.get('default')?.speaker;
+  // Reconfiguration is serialized: one apply at a time.
+  let applying: Promise<unknown> = Promise.resolve();
+  const apply = (next: AgentConfig): Promise<ApplyReport> => {
+    const run = applying.then(() => applyConfig(rt, next));
+    applying = run.catch(() => undefined);
+    return run;
+  };
   let api: FastifyInstance | undefined;
   let apiUrl: string | undefined;
   if (cfg.api !== undefined) {
-    api = await buildAgentApi({ contexts, leaseSeconds: cfg.controllerLeaseSeconds, bfd });
+    api = await buildAgentApi({ contexts, leaseSeconds: cfg.controllerLeaseSeconds, bfd, apply });
     apiUrl = await api.listen({ host: cfg.api.host, port: cfg.api.port });
   }
   logger.info(
@@ -145,10 +125,12 @@ export async function startAgent(
   );
   return {
     get speaker(): Speaker {
-      if (speaker === undefined) throw new Error('the default context runs no BGP');
-      return speaker;
+      const sp = contexts.get('default')?.speaker;
+      if (sp === undefined) throw new Error('the default context runs no BGP');
+      return sp;
     },
     contexts,
+    apply,
     api,
     apiUrl,
     async stop() {

@@ -294,7 +294,12 @@ export class RibIn {
         rib.reimport(p.index, (raw, d) => this.importSet(p, raw, rib.family, rib.nlriOf(d).prefix));
       }
     }
-    for (const p of this.sp.peers) if (p !== undefined) p.exportCache.clear();
+    for (const p of this.sp.peers) {
+      if (p === undefined) continue;
+      p.exportCache.clear();
+      p.outSets.clear(); // queued entries of old out sets are skipped; re-export queues new ones
+      p.outByKey.clear();
+    }
     this.sp.out.reexportAll();
     this.sp.scheduleFlush();
   }

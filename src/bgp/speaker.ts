@@ -332,7 +332,23 @@ export class Speaker extends EventEmitter {
     return p;
   }
 
-  /** Forgets a dynamic peer whose session ended: its routes, its state, its index. */
+  /**
+   * Removes a configured neighbour (reconfiguration): its session ends with Cease/Peer
+   * De-configured (RFC 4486), then its routes and state go. Other sessions are not touched.
+   */
+  removeNeighbor(p: Peer): void {
+    p.adminDown = true;
+    for (const s of [...p.sessions]) s.stop({ subcode: CeaseSubcode.PEER_DECONFIGURED });
+    this.removeDynamic(p);
+  }
+
+  /** New policies (reconfiguration): every path is re-imported from the kept Adj-RIB-In and re-exported. */
+  setPolicies(book: PolicyBook): void {
+    this.cfg = { ...this.cfg, policies: book };
+    this.reimportAll();
+  }
+
+  /** Forgets a peer (dynamic and ended, or removed): its routes, its state, its index. */
   private removeDynamic(p: Peer): void {
     this.bfdRelease(p);
     for (const rib of this.ribs.values()) rib.removePeer(p.index);
@@ -716,7 +732,7 @@ export class Speaker extends EventEmitter {
 }
 
 /** A stable text key for a set of attributes (used only off the IPv4 hot path). */
-export function canonicalKey(a: object): string {
+export function canonicalKey(a: unknown): string {
   return JSON.stringify(a, (_k, v: unknown) =>
     v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
   );

@@ -26,6 +26,33 @@ program
     await runLab({ basePort: Number(o.basePort) });
   });
 
+program
+  .command('config')
+  .description('agent configuration')
+  .command('apply')
+  .description('validate a configuration file and apply the difference to a running agent')
+  .argument('<file>', 'configuration file (YAML or JSON)')
+  .option('--api <url>', 'agent API base URL', process.env['VCE_API'] ?? 'http://127.0.0.1:8179')
+  .action(async (file: string, o: { api: string }) => {
+    const { readFile } = await import('node:fs/promises');
+    const { parse } = await import('yaml');
+    const text = await readFile(file, 'utf8');
+    const body: unknown = file.endsWith('.json') ? JSON.parse(text) : parse(text);
+    const res = await fetch(new URL('/api/v1/config', o.api), {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const out = (await res.json()) as { changes?: string[]; message?: string };
+    if (!res.ok) {
+      process.stderr.write(`vce config apply: ${res.status} ${out.message ?? ''}\n`);
+      process.exit(res.status === 400 ? 2 : 1);
+    }
+    process.stdout.write(
+      (out.changes ?? []).length === 0 ? 'no change\n' : `${(out.changes ?? []).join('\n')}\n`,
+    );
+  });
+
 showCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {

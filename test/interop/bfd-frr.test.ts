@@ -339,3 +339,238 @@ describe.skipIf(!requireDaemon(BFDD) || !requireDaemon('vtysh'))('BFD interop wi
     }
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+/**
+ * Interop with BIRD 2.0.12's BFD, in this file so that it runs after the FRR block above and
+ * never alongside it: BIRD binds 0.0.0.0:3784 / 4784 (and [::]) with no option to change the
+ * ports (2.0.12's `protocol bfd` grammar has none), just like bfdd, and with two wildcard
+ * sockets on a port Linux would hand our packets to either daemon. bfdd is stopped first.
+ *
+ *   vce BfdManager 127.0.0.172 ── multihop, UDP 4784 ── BIRD 127.0.0.171
+ *
+ * Multihop because BIRD 2.0.12 does not create single-hop sessions to 127/8 neighbours on `lo`
+ * (`neighbor ... dev "lo"` never shows up in `show bfd sessions`); a multihop neighbour with an
+ * explicit `local` address does.
+ *
+ * Covers: the session comes up with the negotiated timers on both sides (`birdc show bfd
+ * sessions`), SIGSTOP of bird is detected within the detection time (diag 1), SIGCONT brings it
+ * back Up; authentication interop for simple password, keyed MD5, meticulous keyed MD5, keyed
+ * SHA1 and meticulous keyed SHA1 (BIRD restarted per method, key ID 7), and a wrong SHA1 key
+ * keeps the session down.
+ */
+type BfdAuth = NonNullable<Parameters<BfdManager['acquire']>[1]['auth']>;
+
+const BIRD_ADDR = '127.0.0.171';
+const OUR_BIRD_ADDR = '127.0.0.172';
+/** BIRD side: 300 ms / 300 ms × 3 (`interval 300 ms; multiplier 3`). Ours: TX 200, RX 250 × 4. */
+const OUR_VS_BIRD = { multihop: true, desiredMinTxUs: 200_000, requiredMinRxUs: 250_000, detectMult: 4 };
+
+interface BirdBfdSession {
+  address: string;
+  state: string;
+  /** Seconds: BIRD's TX interval, max(its min tx, our RequiredMinRx). */
+  interval: number;
+  /** Seconds: BIRD's detection time, our mult × max(its min rx, our DesiredMinTx). */
+  timeout: number;
+}
+
+interface BirdBfd {
+  handle: DaemonHandle;
+  session(): Promise<BirdBfdSession | undefined>;
+  show(): Promise<string>;
+}
+
+async function startBirdBfd(auth?: { method: string; password: string; id: number }): Promise<BirdBfd> {
+  const dir = await tmpDir('bird-bfd');
+  const conf = join(dir, 'bird.conf');
+  const sock = join(dir, 'bird.ctl');
+  await writeFile(
+    conf,
+    [
+      'log stderr all;',
+      `router id ${BIRD_ADDR};`,
+      'protocol device { }',
+      'protocol bfd vcebfd {',
+      '  multihop {',
+      '    interval 300 ms;',
+      '    multiplier 3;',
+      ...(auth === undefined
+        ? []
+        : [`    authentication ${auth.method};`, `    password "${auth.password}" { id ${auth.id}; };`]),
+      '  };',
+      `  neighbor ${OUR_BIRD_ADDR} local ${BIRD_ADDR} multihop yes;`,
+      '}',
+      '',
+    ].join('\n'),
+  );
+  const birdc = async (...cmd: string[]): Promise<string> =>
+    (await run('birdc', ['-s', sock, ...cmd], 2000)).stdout;
+  const handle = await startDaemon({
+    name: 'bird-bfd',
+    cmd: 'bird',
+    args: ['-f', '-c', conf, '-s', sock, '-P', join(dir, 'bird.pid')],
+    dir,
+    readyCheck: async () => (await birdc('show', 'status')).includes('Daemon is up and running'),
+  });
+  const show = (): Promise<string> => birdc('show', 'bfd', 'sessions');
+  return {
+    handle,
+    show,
+    async session() {
+      // IP address  Interface  State  Since  Interval  Timeout
+      for (const line of (await show()).split('\n')) {
+        const m = /^(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+([\d.]+)\s+([\d.]+)\s*$/.exec(line.trim());
+        if (m !== null && m[1] === OUR_BIRD_ADDR)
+          return { address: m[1], state: m[3]!, interval: Number(m[5]), timeout: Number(m[6]) };
+      }
+      return undefined;
+    },
+  };
+}
+
+describe.skipIf(!requireDaemon('bird') || !requireDaemon('birdc'))('BFD interop with BIRD 2', () => {
+  let bird: BirdBfd | undefined;
+  let bmgr: BfdManager | undefined;
+  const bevents: (BfdStateChange & { at: number })[] = [];
+  const mine = (): ReturnType<BfdManager['get']> =>
+    bmgr?.get(BIRD_ADDR, { localAddress: OUR_BIRD_ADDR, multihop: true });
+
+  /** Fresh BIRD (with `auth`) and a fresh manager acquiring the session (with `ours`). */
+  async function setup(
+    auth?: { method: string; password: string; id: number },
+    ours?: BfdAuth,
+  ): Promise<void> {
+    await teardown();
+    bird = await startBirdBfd(auth);
+    bmgr = new BfdManager({ reuseAddr: true }); // BIRD holds 0.0.0.0:4784 with SO_REUSEADDR
+    for (const k of ['up', 'down'] as const) bmgr.on(k, (c) => bevents.push({ ...c, at: Date.now() }));
+    await bmgr.acquire(BIRD_ADDR, {
+      localAddress: OUR_BIRD_ADDR,
+      ...OUR_VS_BIRD,
+      ...(ours ? { auth: ours } : {}),
+    });
+  }
+
+  async function teardown(): Promise<void> {
+    if (bird?.handle.alive() === true) process.kill(bird.handle.pid, 'SIGCONT');
+    await bmgr?.close();
+    bmgr = undefined;
+    await bird?.handle.stop();
+    bird = undefined;
+  }
+
+  const bothUp = (what: string) =>
+    waitFor(
+      async () => (mine()?.state === 'Up' && (await bird?.session())?.state === 'Up' ? true : undefined),
+      {
+        what,
+        timeoutMs: 15_000,
+        describe: async () =>
+          `ours: ${JSON.stringify(mine())}\nbird: ${await bird?.show()}\n${await bird?.handle.logTail(20)}`,
+      },
+    );
+
+  beforeAll(async () => {
+    await bfdd?.stop(); // the FRR block leaves bfdd running; it holds the same wildcard ports
+    bfdd = undefined;
+  });
+
+  afterAll(async () => {
+    await teardown();
+  });
+
+  it('comes up and negotiates the timers', async () => {
+    await setup();
+    await bothUp('BFD session Up with BIRD');
+    // BIRD: TX max(300, our RX 250) = 0.3 s, detection our mult 4 × max(300, our TX 200) = 1.2 s.
+    const b = await waitFor(
+      async () => {
+        const s = await bird?.session();
+        return s?.state === 'Up' && s.interval === 0.3 && s.timeout === 1.2 ? s : undefined;
+      },
+      { what: 'BIRD negotiated timers', timeoutMs: 5000, describe: async () => String(await bird?.show()) },
+    );
+    expect(b).toMatchObject({ state: 'Up', interval: 0.3, timeout: 1.2 });
+    const n = await waitSync(
+      () => (mine()?.negotiated.detectTimeUs === 900_000 ? mine()?.negotiated : undefined),
+      {
+        what: 'our detection time',
+        timeoutMs: 5000,
+        describe: () => JSON.stringify(mine()),
+      },
+    );
+    expect(n).toMatchObject({
+      txIntervalUs: 300_000, // max(our 200 ms, BIRD's RequiredMinRx 300 ms)
+      detectTimeUs: 900_000, // BIRD mult 3 × max(our RequiredMinRx 250 ms, BIRD DesiredMinTx 300 ms)
+      remoteMinRxUs: 300_000,
+      remoteDesiredMinTxUs: 300_000,
+      remoteDetectMult: 3,
+    });
+  });
+
+  it('detects a frozen bird within the detection time and recovers after SIGCONT', async () => {
+    if (mine()?.state !== 'Up') await setup();
+    await bothUp('BFD session Up with BIRD');
+    const pid = bird!.handle.pid;
+    bevents.length = 0;
+    const stoppedAt = Date.now();
+    process.kill(pid, 'SIGSTOP');
+    let down: BfdStateChange & { at: number };
+    try {
+      down = await waitSync(() => bevents.find((e) => e.to === 'Down'), {
+        what: 'our session Down',
+        timeoutMs: 5000,
+        intervalMs: 5,
+      });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const took = down.at - stoppedAt;
+    if (process.env.VCE_BFD_DEBUG === '1') console.log(`BIRD detection took ${took} ms`);
+    expect(down.diag).toBe(1); // Control Detection Time Expired
+    // The last packet from BIRD arrived at most one TX interval (300 ms) before SIGSTOP.
+    expect(took).toBeLessThanOrEqual(900 + 300);
+    expect(took).toBeGreaterThanOrEqual(900 - 300 - 50);
+    await bothUp('BFD session Up again after SIGCONT');
+  });
+
+  const methods: { name: string; method: string; type: BfdAuth['type']; secret: string }[] = [
+    { name: 'simple password', method: 'simple', type: 1, secret: 'vce-bird-simple' },
+    { name: 'keyed MD5', method: 'keyed md5', type: 2, secret: 'vce-bird-md5-key' }, // 16 bytes
+    { name: 'meticulous keyed MD5', method: 'meticulous keyed md5', type: 3, secret: 'vce-md5-meticul' },
+    { name: 'keyed SHA1', method: 'keyed sha1', type: 4, secret: 'vce-bird-sha1-key-20' }, // 20 bytes
+    {
+      name: 'meticulous keyed SHA1',
+      method: 'meticulous keyed sha1',
+      type: 5,
+      secret: 'vce-sha1-meticulous',
+    },
+  ];
+  for (const m of methods) {
+    it(`authentication: ${m.name} interoperates`, async () => {
+      await setup(
+        { method: m.method, password: m.secret, id: 7 },
+        { type: m.type, keyId: 7, secret: m.secret },
+      );
+      await bothUp(`BFD session Up with BIRD (${m.name})`);
+      // Stays Up over several detection times (sequence numbers advance correctly both ways).
+      bevents.length = 0;
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(bevents.filter((e) => e.to === 'Down')).toEqual([]);
+      expect(mine()?.state).toBe('Up');
+      expect((await bird?.session())?.state).toBe('Up');
+    });
+  }
+
+  it('authentication: a wrong keyed SHA1 key keeps the session down on both sides', async () => {
+    await setup(
+      { method: 'keyed sha1', password: 'vce-bird-sha1-key-20', id: 7 },
+      { type: 4, keyId: 7, secret: 'not-the-right-key' },
+    );
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(mine()?.state).not.toBe('Up');
+    const s = await bird?.session();
+    expect(s?.state).not.toBe('Up');
+  });
+});
