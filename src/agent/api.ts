@@ -6,7 +6,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Type } from 'typebox';
-import { Registry, Gauge, Counter, collectDefaultMetrics } from 'prom-client';
+import { Registry, Gauge, collectDefaultMetrics } from 'prom-client';
 import path from 'node:path';
 import os from 'node:os';
 import { AFI_SAFIS, afiSafiCode, type AfiSafiName } from '../bgp/wire/constants.ts';
@@ -83,71 +83,81 @@ export interface ApiOptions {
   readonly apply?: (next: AgentConfig) => Promise<ApplyReport>;
 }
 
-function metrics(sp: Speaker, vrf: string, reg: Registry): void {
-  const labels = ['neighbor', 'peer_asn'];
-  new Gauge({
-    name: 'vce_bgp_neighbor_up',
-    help: '1 when the BGP session is Established',
-    labelNames: labels,
-    registers: [reg],
-    collect() {
-      this.reset();
-      for (const p of sp.peerList())
-        this.set({ neighbor: p.cfg.address, peer_asn: String(p.cfg.peerAsn) }, p.established ? 1 : 0);
+/** Prometheus metrics, labelled by routing context (`vrf`); values are read at scrape time. */
+function metrics(
+  contexts: ReadonlyMap<string, RoutingContext>,
+  reg: Registry,
+  bfd: BfdManager | undefined,
+): void {
+  const speakers = function* (): Generator<[string, Speaker]> {
+    for (const [name, c] of contexts) if (c.speaker !== undefined) yield [name, c.speaker];
+  };
+  const gauge = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    fill: (set: (l: Record<string, string>, v: number) => void) => void,
+  ): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [reg],
+      collect() {
+        this.reset();
+        fill((l, v) => this.set(l, v));
+      },
+    });
+  };
+  gauge(
+    'vce_bgp_neighbor_up',
+    '1 when the BGP session is Established',
+    ['vrf', 'neighbor', 'peer_asn'],
+    (set) => {
+      for (const [vrf, sp] of speakers())
+        for (const p of sp.peerList())
+          set({ vrf, neighbor: p.cfg.address, peer_asn: String(p.cfg.peerAsn) }, p.established ? 1 : 0);
     },
-  });
-  new Gauge({
-    name: 'vce_bgp_prefixes',
-    help: 'Prefixes per neighbour and family (received, accepted, advertised)',
-    labelNames: ['neighbor', 'afi_safi', 'kind'],
-    registers: [reg],
-    collect() {
-      this.reset();
-      for (const v of neighborViews(sp)) {
-        for (const [f, c] of Object.entries(v['afi-safis'])) {
-          this.set({ neighbor: v.address, afi_safi: f, kind: 'received' }, c.received);
-          this.set({ neighbor: v.address, afi_safi: f, kind: 'accepted' }, c.accepted);
-          this.set({ neighbor: v.address, afi_safi: f, kind: 'advertised' }, c.advertised);
-        }
-      }
-    },
-  });
-  new Gauge({
-    name: 'vce_bgp_loc_rib_routes',
-    help: 'Destinations with a best path, per family',
-    labelNames: ['afi_safi'],
-    registers: [reg],
-    collect() {
-      this.reset();
-      for (const [f, rib] of sp.ribs) this.set({ afi_safi: f }, rib.countBest());
-    },
-  });
-  new Gauge({
-    name: 'vce_bgp_attribute_sets',
-    help: 'Interned path attribute sets',
-    registers: [reg],
-    collect() {
-      this.set(sp.attrs.size);
-    },
-  });
-  const flaps = new Counter({
-    name: 'vce_bgp_session_down_total',
-    help: 'Sessions that left Established',
-    labelNames: ['neighbor'],
-    registers: [reg],
-  });
-  sp.on('peer-down', (p: { cfg: { address: string }; negotiated: unknown }) =>
-    flaps.inc({ neighbor: p.cfg.address }, 0),
   );
-  new Gauge({
-    name: 'vce_bgp_update_errors_total',
-    help: 'RFC 7606 errors seen per neighbour',
-    labelNames: ['neighbor'],
-    registers: [reg],
-    collect() {
-      this.reset();
-      for (const p of sp.peerList()) this.set({ neighbor: p.cfg.address }, p.stats.errors7606);
+  gauge(
+    'vce_bgp_prefixes',
+    'Prefixes per neighbour and family (received, accepted, advertised)',
+    ['vrf', 'neighbor', 'afi_safi', 'kind'],
+    (set) => {
+      for (const [vrf, sp] of speakers())
+        for (const v of neighborViews(sp))
+          for (const [f, c] of Object.entries(v['afi-safis'])) {
+            set({ vrf, neighbor: v.address, afi_safi: f, kind: 'received' }, c.received);
+            set({ vrf, neighbor: v.address, afi_safi: f, kind: 'accepted' }, c.accepted);
+            set({ vrf, neighbor: v.address, afi_safi: f, kind: 'advertised' }, c.advertised);
+          }
     },
+  );
+  gauge('vce_bgp_session_flaps', 'Times the session left Established', ['vrf', 'neighbor'], (set) => {
+    for (const [vrf, sp] of speakers())
+      for (const p of sp.peerList()) set({ vrf, neighbor: p.cfg.address }, p.stats.flaps);
+  });
+  gauge('vce_bgp_update_errors', 'RFC 7606 errors seen per neighbour', ['vrf', 'neighbor'], (set) => {
+    for (const [vrf, sp] of speakers())
+      for (const p of sp.peerList()) set({ vrf, neighbor: p.cfg.address }, p.stats.errors7606);
+  });
+  gauge('vce_bgp_loc_rib_routes', 'Destinations with a best path, per family', ['vrf', 'afi_safi'], (set) => {
+    for (const [vrf, sp] of speakers())
+      for (const [f, rib] of sp.ribs) set({ vrf, afi_safi: f }, rib.countBest());
+  });
+  gauge('vce_bgp_attribute_sets', 'Interned path attribute sets', ['vrf'], (set) => {
+    for (const [vrf, sp] of speakers()) set({ vrf }, sp.attrs.size);
+  });
+  gauge('vce_fib_entries', 'FIB entries per context and source', ['vrf', 'source'], (set) => {
+    for (const [vrf, c] of contexts) {
+      const n = new Map<string, number>();
+      for (const e of c.fib()) n.set(e.source, (n.get(e.source) ?? 0) + 1);
+      for (const [source, v] of n) set({ vrf, source }, v);
+    }
+  });
+  gauge('vce_bfd_session_up', '1 when the BFD session is Up', ['peer', 'local_address'], (set) => {
+    for (const b of bfd?.list() ?? [])
+      set({ peer: b.peer, local_address: b.localAddress }, b.state === 'Up' ? 1 : 0);
   });
 }
 
@@ -181,8 +191,7 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
   });
   const reg = new Registry();
   collectDefaultMetrics({ register: reg, prefix: 'vce_' });
-  const first = [...contexts.values()].find((c) => c.speaker !== undefined);
-  if (first?.speaker !== undefined) metrics(first.speaker, first.name, reg);
+  metrics(contexts, reg, opts.bfd);
   app.setErrorHandler((err: { statusCode?: number; message: string; validation?: unknown }, _req, reply) => {
     const status =
       err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;

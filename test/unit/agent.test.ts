@@ -316,10 +316,10 @@ describe('management API (inject)', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/text\/plain/);
     expect(res.body).toContain('# TYPE vce_bgp_neighbor_up gauge');
-    expect(res.body).toContain('vce_bgp_neighbor_up{neighbor="192.0.2.2",peer_asn="65002"} 0');
-    expect(res.body).toContain('vce_bgp_loc_rib_routes{afi_safi="ipv4-unicast"} 2');
+    expect(res.body).toContain('vce_bgp_neighbor_up{vrf="default",neighbor="192.0.2.2",peer_asn="65002"} 0');
+    expect(res.body).toContain('vce_bgp_loc_rib_routes{vrf="default",afi_safi="ipv4-unicast"} 2');
     expect(res.body).toContain(
-      'vce_bgp_prefixes{neighbor="192.0.2.2",afi_safi="ipv4-unicast",kind="received"} 0',
+      'vce_bgp_prefixes{vrf="default",neighbor="192.0.2.2",afi_safi="ipv4-unicast",kind="received"} 0',
     );
   });
 
