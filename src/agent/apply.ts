@@ -49,6 +49,7 @@ export function createContext(rt: Runtime, c: ContextConfig): RoutingContext {
     c.speaker === undefined ? undefined : new Speaker(c.speaker, rt.log.child({ vrf: c.name }), rt.bfd);
   const ctx = new RoutingContext(c.name, sp, c.routeDistinguisher);
   syncRoutes(ctx, undefined, c);
+  if (sp !== undefined) syncRedistribution(sp, undefined, c);
   return ctx;
 }
 
@@ -129,6 +130,42 @@ function originateVpn(shared: Speaker, e: VpnExport): void {
 
 function withdrawVpn(shared: Speaker, e: VpnExport): void {
   for (const p of e.prefixes) shared.withdrawLocal(p, e.rd);
+}
+
+/** The prefixes a context's speaker redistributes (connected and/or forwarding static routes). */
+function redistributed(c: ContextConfig): Map<string, Prefix> {
+  const which = c.speaker?.redistribute ?? [];
+  const out = new Map<string, Prefix>();
+  if (which.includes('connected'))
+    for (const i of c.interfaces) for (const a of i.addresses) out.set(formatPrefix(a.prefix), a.prefix);
+  if (which.includes('static'))
+    for (const r of c.staticRoutes) if (r.action === 'forward') out.set(formatPrefix(r.prefix), r.prefix);
+  return out;
+}
+
+/**
+ * Redistribution into a context's speaker: originates what `next` redistributes and withdraws what
+ * only `prev` did (vPE Model 1 case 1-A: the vCE advertises its local routes, itself as next hop).
+ */
+export function syncRedistribution(
+  sp: Speaker,
+  prev: ContextConfig | undefined,
+  next: ContextConfig,
+): string[] {
+  const before = prev === undefined ? new Map<string, Prefix>() : redistributed(prev);
+  const after = redistributed(next);
+  const changes: string[] = [];
+  for (const [k, p] of before) {
+    if (after.has(k)) continue;
+    sp.withdrawLocal(p);
+    changes.push(`-redistributed ${k}`);
+  }
+  for (const [k, p] of after) {
+    if (before.has(k)) continue;
+    sp.originate(p);
+    changes.push(`+redistributed ${k}`);
+  }
+  return changes;
 }
 
 /** Points every context's VPN import at the shared speaker and exports every context (start-up). */
@@ -245,6 +282,7 @@ export async function applyConfig(rt: Runtime, next: AgentConfig): Promise<Apply
       sp.startPeer(sp.addNeighbor(n));
       note(name, `${old === undefined ? '+' : '~'}neighbor ${addr}`);
     }
+    for (const ch of syncRedistribution(sp, was, c)) note(name, ch);
     const nets = (l: readonly Prefix[]) => new Map(l.map((p) => [formatPrefix(p), p]));
     const ob = nets(was.speaker.networks);
     const nb = nets(nc.networks);

@@ -357,7 +357,7 @@ function readBgp(v: unknown, P: string, book: PolicyBook, routerId: number): Spe
   const b = readObject(
     v,
     P,
-    ['asn', 'listen', 'neighbors', 'dynamic-neighbors', 'networks', 'cluster-id', 'decision'],
+    ['asn', 'listen', 'neighbors', 'dynamic-neighbors', 'networks', 'redistribute', 'cluster-id', 'decision'],
     ['asn'],
   );
   const asn = readInt(b['asn'], `${P}.asn`, 1, 4294967295);
@@ -412,6 +412,9 @@ function readBgp(v: unknown, P: string, book: PolicyBook, routerId: number): Spe
     networks,
     decision,
     policies: book,
+    redistribute: readList(b['redistribute'], `${P}.redistribute`).map((x, i) =>
+      readEnum(x, index(`${P}.redistribute`, i), ['connected', 'static'] as const),
+    ),
   };
 }
 

@@ -52,6 +52,8 @@ export interface SpeakerConfig {
   readonly decision?: DecisionOptions;
   readonly policies: PolicyBook;
   readonly families?: readonly AfiSafiName[];
+  /** Context routes to advertise in BGP (used by the agent, which originates them). */
+  readonly redistribute?: readonly ('connected' | 'static')[];
 }
 
 export interface SpeakerLog {
