@@ -14,6 +14,7 @@ import {
   type Prefix,
 } from '../lib/ip.ts';
 import { parseRd } from '../bgp/wire/rd.ts';
+import { tcpAoAvailable } from '../lib/sockopt.ts';
 import { formatExtCommunity, parseExtCommunity } from '../bgp/wire/communities.ts';
 import { AFI_SAFIS, type AfiSafiName } from '../bgp/wire/constants.ts';
 import type { AddPathMode } from '../bgp/wire/negotiate.ts';
@@ -160,6 +161,7 @@ const NEIGHBOR_KEYS = [
   'bfd',
   'password',
   'ttl-security',
+  'tcp-ao',
 ] as const;
 
 /** `bfd: true | {min-tx, min-rx, multiplier, multihop}` (milliseconds), RFC 5880 / RFC 9384. */
@@ -264,7 +266,16 @@ function readNeighbor(v: unknown, path: string, book: PolicyBook): NeighborConfi
     bfd: readBfd(o['bfd'], key(path, 'bfd')),
     password: readPassword(o['password'], key(path, 'password')),
     ttlSecurity: readTtlSecurity(o['ttl-security'], key(path, 'ttl-security')),
+    ...readTcpAo(o['tcp-ao'], key(path, 'tcp-ao')),
   };
+}
+
+/** TCP-AO (RFC 5925) is refused with the reason: the kernel lacks it, or vce does not do it yet. */
+function readTcpAo(v: unknown, path: string): Record<string, never> {
+  if (v === undefined || v === false) return {};
+  if (!tcpAoAvailable())
+    throw new PolicyConfigError(path, 'TCP-AO (RFC 5925) is not available in this kernel; use password (TCP-MD5, RFC 2385)');
+  throw new PolicyConfigError(path, 'TCP-AO (RFC 5925) is not supported by vce yet; use password (TCP-MD5, RFC 2385)');
 }
 
 /** TCP-MD5 key (RFC 2385): at most 80 bytes. */

@@ -319,6 +319,9 @@ describe('routing contexts', () => {
     expect(
       err({ 'router-id': '1.1.1.1', 'static-routes': [{ prefix: '10.0.0.0/8', 'next-hop': '2001:db8::1' }] }),
     ).toMatch(/^static-routes\[0\]\.next-hop: /);
+    expect(
+      err({ 'router-id': '1.1.1.1', bgp: { asn: 1, neighbors: [{ address: '127.0.0.2', 'peer-asn': 2, 'tcp-ao': true }] } }),
+    ).toMatch(/^bgp\.neighbors\[0\]\.tcp-ao: TCP-AO \(RFC 5925\) is not (available in this kernel|supported by vce yet)/);
     expect(err({ 'router-id': '1.1.1.1', vrfs: [{ name: 'a' }, { name: 'a' }] })).toBe(
       'vrfs[1].name: context "a" is defined twice',
     );
