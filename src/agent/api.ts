@@ -336,7 +336,11 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
         body: Type.Object({}, { additionalProperties: true }),
         response: {
           200: Type.Object({ applied: Type.Boolean(), changes: Type.Array(Type.String()) }),
-          400: ErrorBody,
+          400: Type.Object({
+            error: Type.String(),
+            message: Type.String(),
+            errors: Type.Array(Type.Object({ path: Type.String(), reason: Type.String() })),
+          }),
           409: ErrorBody,
         },
       },
@@ -350,8 +354,14 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
       try {
         next = buildAgentConfig(req.body);
       } catch (e) {
-        if (e instanceof ConfigError)
-          return reply.status(400).send({ error: 'bad-request', message: e.message });
+        if (e instanceof ConfigError) {
+          // every problem of the document, each with its path
+          const all = ((e as unknown as { all?: ConfigError[] }).all ?? [e]).map((x) => ({
+            path: x.path,
+            reason: x.reason,
+          }));
+          return reply.status(400).send({ error: 'bad-request', message: e.message, errors: all });
+        }
         throw e;
       }
       try {

@@ -274,8 +274,14 @@ function readNeighbor(v: unknown, path: string, book: PolicyBook): NeighborConfi
 function readTcpAo(v: unknown, path: string): Record<string, never> {
   if (v === undefined || v === false) return {};
   if (!tcpAoAvailable())
-    throw new PolicyConfigError(path, 'TCP-AO (RFC 5925) is not available in this kernel; use password (TCP-MD5, RFC 2385)');
-  throw new PolicyConfigError(path, 'TCP-AO (RFC 5925) is not supported by vce yet; use password (TCP-MD5, RFC 2385)');
+    throw new PolicyConfigError(
+      path,
+      'TCP-AO (RFC 5925) is not available in this kernel; use password (TCP-MD5, RFC 2385)',
+    );
+  throw new PolicyConfigError(
+    path,
+    'TCP-AO (RFC 5925) is not supported by vce yet; use password (TCP-MD5, RFC 2385)',
+  );
 }
 
 /** TCP-MD5 key (RFC 2385): at most 80 bytes. */
@@ -381,7 +387,7 @@ function readBgp(v: unknown, P: string, book: PolicyBook, routerId: number): Spe
       port: l['port'] === undefined ? 179 : readInt(l['port'], `${P}.listen.port`, 0, 65535),
     };
   } else listen = { address: '0.0.0.0', port: 179 };
-  const neighbors = readList(b['neighbors'], `${P}.neighbors`).map((n, i) =>
+  const neighbors = each(readList(b['neighbors'], `${P}.neighbors`), (n, i) =>
     readNeighbor(n, index(`${P}.neighbors`, i), book),
   );
   const seen = new Set<string>();
@@ -394,10 +400,10 @@ function readBgp(v: unknown, P: string, book: PolicyBook, routerId: number): Spe
       );
     seen.add(k);
   });
-  const dynamicNeighbors = readList(b['dynamic-neighbors'], `${P}.dynamic-neighbors`).map((d, i) =>
+  const dynamicNeighbors = each(readList(b['dynamic-neighbors'], `${P}.dynamic-neighbors`), (d, i) =>
     readDynamicNeighbors(d, index(`${P}.dynamic-neighbors`, i), book),
   );
-  const networks: Prefix[] = readList(b['networks'], `${P}.networks`).map((n, i) => {
+  const networks: Prefix[] = each(readList(b['networks'], `${P}.networks`), (n, i) => {
     const p = index(`${P}.networks`, i);
     const s = readString(n, p);
     return at(p, () => parsePrefix(s));
@@ -487,10 +493,10 @@ function readContext(
   routerId: number,
 ): ContextConfig {
   const P = path === '' ? '' : `${path}.`;
-  const staticRoutes = readList(o['static-routes'], `${P}static-routes`).map((r, i) =>
+  const staticRoutes = each(readList(o['static-routes'], `${P}static-routes`), (r, i) =>
     readStaticRoute(r, index(`${P}static-routes`, i)),
   );
-  const interfaces = readList(o['interfaces'], `${P}interfaces`).map((r, i) =>
+  const interfaces = each(readList(o['interfaces'], `${P}interfaces`), (r, i) =>
     readInterface(r, index(`${P}interfaces`, i)),
   );
   staticRoutes.forEach((r, i) => {
@@ -532,7 +538,69 @@ function readContext(
 }
 
 /** Validates a parsed configuration tree. */
+/**
+ * Validates a parsed configuration tree and reports every problem at once: independent parts (each
+ * neighbour, route, interface, context...) are checked even after another failed; the thrown
+ * ConfigError names the first problem and carries all of them in `all` (its message lists them).
+ */
 export function buildAgentConfig(raw: unknown): AgentConfig {
+  const outer = collecting;
+  const errs: PolicyConfigError[] = [];
+  collecting = errs;
+  let cfg: AgentConfig | undefined;
+  try {
+    cfg = buildOnce(raw);
+  } catch (e) {
+    // A problem outside the independent parts, or a follow-on of one already recorded.
+    if (e instanceof PolicyConfigError) errs.push(e);
+    else if (errs.length === 0) throw e;
+  } finally {
+    collecting = outer;
+  }
+  if (errs.length > 0 || cfg === undefined) throw aggregate(errs);
+  return cfg;
+}
+
+/** Problems found so far while collecting (undefined outside buildAgentConfig). */
+let collecting: PolicyConfigError[] | undefined;
+
+/** Runs one independent check; while collecting, a failure is recorded and `undefined` returned. */
+function soft<T>(fn: () => T): T | undefined {
+  if (collecting === undefined) return fn();
+  try {
+    return fn();
+  } catch (e) {
+    if (!(e instanceof PolicyConfigError)) throw e;
+    collecting.push(e);
+    return undefined;
+  }
+}
+
+/** Maps a list, checking each item independently (failed items are left out). */
+function each<T>(list: readonly unknown[], fn: (v: unknown, i: number) => T): T[] {
+  const out: T[] = [];
+  list.forEach((v, i) => {
+    const r = soft(() => fn(v, i));
+    if (r !== undefined) out.push(r);
+  });
+  return out;
+}
+
+function aggregate(errs: readonly PolicyConfigError[]): PolicyConfigError {
+  if (errs.length === 1) return errs[0]!;
+  const first = errs[0]!;
+  const e = new PolicyConfigError(
+    first.path,
+    `${first.reason}; and ${errs.length - 1} more: ${errs
+      .slice(1)
+      .map((x) => x.message)
+      .join('; ')}`,
+  );
+  Object.defineProperty(e, 'all', { value: errs, enumerable: false });
+  return e;
+}
+
+function buildOnce(raw: unknown): AgentConfig {
   const o: ConfigObject = readObject(
     raw,
     'config',
@@ -551,17 +619,24 @@ export function buildAgentConfig(raw: unknown): AgentConfig {
     ],
     ['router-id'],
   );
-  const rid = readIPv4(o['router-id'], 'router-id');
-  const routerId = ipv4ToNumber(rid);
-  if (routerId === 0) throw new PolicyConfigError('router-id', 'must not be 0.0.0.0 (RFC 6286 §2.2)');
+  const routerId =
+    soft(() => {
+      const id = ipv4ToNumber(readIPv4(o['router-id'], 'router-id'));
+      if (id === 0) throw new PolicyConfigError('router-id', 'must not be 0.0.0.0 (RFC 6286 §2.2)');
+      return id;
+    }) ?? 1;
   let api: AgentConfig['api'];
   if (o['api'] !== undefined) {
-    const a = readObject(o['api'], 'api', ['listen'], ['listen']);
-    api = readHostPort(a['listen'], 'api.listen');
+    api = soft(() => {
+      const a = readObject(o['api'], 'api', ['listen'], ['listen']);
+      return readHostPort(a['listen'], 'api.listen');
+    });
   }
-  const book = compilePolicies(o['policies'], 'policies');
-  const contexts: ContextConfig[] = [readContext(o, '', 'default', book, routerId)];
-  readList(o['vrfs'], 'vrfs').forEach((v, i) => {
+  const book = soft(() => compilePolicies(o['policies'], 'policies')) ?? compilePolicies(undefined);
+  const contexts: ContextConfig[] = [];
+  const def = soft(() => readContext(o, '', 'default', book, routerId));
+  if (def !== undefined) contexts.push(def);
+  each(readList(o['vrfs'], 'vrfs'), (v, i) => {
     const path = index('vrfs', i);
     const vo = readObject(
       v,

@@ -243,6 +243,22 @@ describe('hot reconfiguration', () => {
     });
     expect(bad.status).toBe(400);
     expect(bad.body.message).toBe('bgp.neighbors[0].peer-asn: missing required key "peer-asn"');
+    const many = await v.api!.inject({
+      method: 'PUT',
+      url: '/api/v1/config',
+      payload: {
+        ...doc({
+          neighbors: [nb(P1, 65001)],
+          vrfs: [{ name: 'x', 'static-routes': [{ prefix: '10.0.0.0/33', interface: 'a' }] }],
+        }),
+        'log-level': 'loud',
+      },
+    });
+    expect(many.statusCode).toBe(400);
+    expect(many.json<{ errors: { path: string }[] }>().errors.map((x) => x.path)).toEqual([
+      'vrfs[0].static-routes[0].prefix',
+      'log-level',
+    ]);
     const restart = await put(
       doc({
         neighbors: [nb(P1, 65001, 'tag'), nb(P3, 65003)],
