@@ -75,7 +75,7 @@ type FromChild =
 
 // -------------------------------------------------------------------------------------- child
 
-async function child(side: 'A' | 'B'): Promise<void> {
+function child(side: 'A' | 'B'): void {
   const send = (m: FromChild): void => void process.send?.(m);
   let mgr: BfdManager | undefined;
   let n = 0;
@@ -232,7 +232,10 @@ function spawnSide(name: 'A' | 'B'): Promise<Side> {
   });
 }
 
-function call(side: Side, msg: Omit<ToChild, 'id'>): Promise<FromChild> {
+/** A command without its id (Omit distributed over the union). */
+type Command = ToChild extends infer C ? (C extends unknown ? Omit<C, 'id'> : never) : never;
+
+function call(side: Side, msg: Command): Promise<FromChild> {
   const id = nextId++;
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`side ${side.name}: ${msg.cmd} timed out`)), 60_000);
@@ -256,10 +259,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function bringUp(a: Side, b: Side, n: number, intervalMs: number): Promise<number | undefined> {
   a.allUpAt = b.allUpAt = undefined;
   const t0 = nowMs();
-  await Promise.all([
-    call(a, { cmd: 'start', n, intervalMs }),
-    call(b, { cmd: 'start', n, intervalMs }),
-  ]);
+  await Promise.all([call(a, { cmd: 'start', n, intervalMs }), call(b, { cmd: 'start', n, intervalMs })]);
   const deadline = t0 + 30_000;
   while (nowMs() < deadline) {
     if (a.allUpAt !== undefined && b.allUpAt !== undefined) return Math.max(a.allUpAt, b.allUpAt) - t0;
@@ -279,6 +279,8 @@ interface TrialResult {
   kind: 'sweep' | 'confirm';
   upAfterMs: number | undefined;
   falseDowns: number;
+  /** Groups of false downs more than 1 s apart (one per stall). */
+  downBursts?: number;
   a?: ChildStats;
   b?: ChildStats;
   load: number[];
@@ -314,12 +316,16 @@ async function trial(
   const [sa, sb] = await Promise.all([statsOf(a), statsOf(b)]);
   const load = loadavg();
   await stopBoth(a, b);
+  // Downs within 1 s of each other come from one stall (all sessions of a frozen loop expire together).
+  const times = [...sa.downTimes, ...sb.downTimes].sort((x, y) => x - y);
+  const downBursts = times.filter((t, i) => i === 0 || t - (times[i - 1] ?? 0) > 1000).length;
   return {
     intervalMs,
     minutes,
     kind,
     upAfterMs,
     falseDowns: sa.downs + sb.downs,
+    downBursts,
     a: { ...sa, downTimes: [] },
     b: { ...sb, downTimes: [] },
     load,
@@ -345,7 +351,8 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.max(0, i)] ?? NaN;
 }
 
-async function detection(a: Side, n: number, intervalMs: number): Promise<{ res: DetectionResult; b: Side }> {
+async function detection(a: Side, n: number, intervalMs: number): Promise<DetectionResult> {
+  // Side B is killed at the end, so every measurement starts its own.
   const b = await spawnSide('B');
   const upAfter = await bringUp(a, b, n, intervalMs);
   if (upAfter === undefined) throw new Error(`detection at ${intervalMs} ms: sessions did not all come up`);
@@ -364,19 +371,16 @@ async function detection(a: Side, n: number, intervalMs: number): Promise<{ res:
   await call(a, { cmd: 'stop' });
   const d = s.downTimes.map((t) => t - killAt).sort((x, y) => x - y);
   return {
-    b,
-    res: {
-      intervalMs,
-      theoreticalMs: MULT * intervalMs,
-      sessions: n,
-      detected: d.length,
-      minMs: d[0] ?? NaN,
-      p50Ms: pct(d, 50),
-      p99Ms: pct(d, 99),
-      maxMs: d[d.length - 1] ?? NaN,
-      meanMs: d.reduce((x, y) => x + y, 0) / (d.length || 1),
-      diags: s.downDiags,
-    },
+    intervalMs,
+    theoreticalMs: MULT * intervalMs,
+    sessions: n,
+    detected: d.length,
+    minMs: d[0] ?? NaN,
+    p50Ms: pct(d, 50),
+    p99Ms: pct(d, 99),
+    maxMs: d[d.length - 1] ?? NaN,
+    meanMs: d.reduce((x, y) => x + y, 0) / (d.length || 1),
+    diags: s.downDiags,
   };
 }
 
@@ -409,7 +413,7 @@ async function main(): Promise<void> {
   );
 
   const a = await spawnSide('A');
-  let b = await spawnSide('B');
+  const b = await spawnSide('B');
   const trials: TrialResult[] = [];
   for (const t of intervals) {
     const r = await trial(a, b, n, t, trialMinutes, 'sweep');
@@ -433,9 +437,8 @@ async function main(): Promise<void> {
   b.proc.kill('SIGKILL');
   for (const t of [...new Set([best ?? intervals[0] ?? 100, reference])]) {
     const d = await detection(a, n, t);
-    b = d.b;
-    detections.push(d.res);
-    console.log(`  detection T=${t} ms: p50 ${f1(d.res.p50Ms)} ms, max ${f1(d.res.maxMs)} ms`);
+    detections.push(d);
+    console.log(`  detection T=${t} ms: p50 ${f1(d.p50Ms)} ms, max ${f1(d.maxMs)} ms`);
   }
   a.proc.kill('SIGKILL');
 
@@ -448,16 +451,18 @@ async function main(): Promise<void> {
   );
   lines.push('');
   lines.push(
-    '| T (ms) | trial | all Up after (ms) | false downs | CPU A % | CPU B % | pkts/s A tx/rx | loop delay A p50/p99/max (ms) | loop delay B p50/p99/max (ms) | load 1m |',
+    '| T (ms) | trial | all Up after (ms) | false downs (bursts) | CPU A % | CPU B % | pkts/s A tx/rx | loop delay A p50/p99/max (ms) | loop delay B p50/p99/max (ms) | load 1m |',
   );
   lines.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of trials) {
     const pps =
-      r.a === undefined ? '-' : `${Math.round(r.a.sent / (r.a.wallMs / 1000))}/${Math.round(r.a.received / (r.a.wallMs / 1000))}`;
+      r.a === undefined
+        ? '-'
+        : `${Math.round(r.a.sent / (r.a.wallMs / 1000))}/${Math.round(r.a.received / (r.a.wallMs / 1000))}`;
     const eld = (s: ChildStats | undefined): string =>
       s === undefined ? '-' : `${f1(s.eld.p50)}/${f1(s.eld.p99)}/${f1(s.eld.max)}`;
     lines.push(
-      `| ${r.intervalMs} | ${r.kind} ${r.minutes} min | ${f1(r.upAfterMs)} | ${r.falseDowns < 0 ? 'not all Up' : r.falseDowns} | ` +
+      `| ${r.intervalMs} | ${r.kind} ${r.minutes} min | ${f1(r.upAfterMs)} | ${r.falseDowns < 0 ? 'not all Up' : `${r.falseDowns} (${r.downBursts ?? 0})`} | ` +
         `${f1(r.a?.cpuPct)} | ${f1(r.b?.cpuPct)} | ${pps} | ${eld(r.a)} | ${eld(r.b)} | ${r.load[0]?.toFixed(2)} |`,
     );
   }
@@ -506,7 +511,7 @@ async function main(): Promise<void> {
 
 const ci = process.argv.indexOf('--child');
 if (ci >= 0) {
-  void child(process.argv[ci + 1] === 'B' ? 'B' : 'A');
+  child(process.argv[ci + 1] === 'B' ? 'B' : 'A');
 } else {
   main().then(
     () => {

@@ -364,8 +364,14 @@ export class BfdManager extends EventEmitter<BfdManagerEvents> {
     entry.timer = setTimeout(
       () => {
         entry.timer = undefined;
-        s.handleTimeout(this.clock());
-        this.drive(entry);
+        // Handle the timeout in the check phase, after this loop turn has read the sockets: when
+        // our own event loop stalled, the peer's packets may already wait in the kernel, and a
+        // detection timer must not expire on packets we simply had not read yet.
+        setImmediate(() => {
+          if (!this.entries.has(entry.key) || entry.timer !== undefined) return;
+          s.handleTimeout(this.clock());
+          this.drive(entry);
+        });
       },
       Math.max(0, at - this.clock()),
     );
