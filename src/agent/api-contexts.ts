@@ -96,6 +96,28 @@ export function registerContextRoutes(
         })),
   );
 
+  app.get<{ Params: { name: string } }>(
+    '/api/v1/vrfs/:name/interfaces',
+    {
+      schema: {
+        summary: 'Interfaces (attachment circuits) of a context with their addresses',
+        params: NameParam,
+        response: {
+          200: Type.Array(Type.Object({ name: Type.String(), addresses: Type.Array(Type.String()) })),
+          404: ErrorBody,
+        },
+      },
+    },
+    (req, reply) => {
+      const c = ctxOr404(req.params.name);
+      if (c === undefined)
+        return reply
+          .status(404)
+          .send({ error: 'not-found', message: `no routing context "${req.params.name}"` });
+      return c.interfaces;
+    },
+  );
+
   app.get<{ Params: { name: string }; Querystring: { family?: '4' | '6' } }>(
     '/api/v1/vrfs/:name/fib',
     {

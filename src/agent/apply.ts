@@ -22,7 +22,7 @@ import type { AgentConfig, ContextConfig } from './config.ts';
 import { RoutingContext } from '../routing/context.ts';
 import { Speaker, canonicalKey } from '../bgp/speaker.ts';
 import type { BfdManager } from '../bfd/transport.ts';
-import { formatPrefix, type Prefix } from '../lib/ip.ts';
+import { formatAddress, formatPrefix, type Prefix } from '../lib/ip.ts';
 import { parseRd } from '../bgp/wire/rd.ts';
 import { parseExtCommunity } from '../bgp/wire/communities.ts';
 import type { NeighborConfig } from '../bgp/peer.ts';
@@ -60,6 +60,10 @@ function staticKey(r: ContextConfig['staticRoutes'][number]): string {
 /** Sets connected and static routes to what `next` says, touching only what differs from `prev`. */
 function syncRoutes(ctx: RoutingContext, prev: ContextConfig | undefined, next: ContextConfig): string[] {
   const changes: string[] = [];
+  ctx.interfaces = next.interfaces.map((i) => ({
+    name: i.name,
+    addresses: i.addresses.map((a) => `${formatAddress(a.address)}/${a.prefix.len}`),
+  }));
   const conn = (c: ContextConfig | undefined): Map<string, { prefix: Prefix; iface: string }> =>
     new Map(
       (c?.interfaces ?? []).flatMap((i) =>

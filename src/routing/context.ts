@@ -62,6 +62,9 @@ export class RoutingContext extends EventEmitter {
    */
   vpnImport: { readonly speaker: Speaker; readonly routeTargets: ReadonlySet<string> } | undefined;
 
+  /** The context's interfaces (attachment circuits) and their addresses, as configured. */
+  interfaces: readonly { readonly name: string; readonly addresses: readonly string[] }[] = [];
+
   constructor(
     readonly name: string,
     /** The BGP speaker of this context, if it runs BGP. */

@@ -126,9 +126,7 @@ afterAll(async () => {
   await Promise.all([vce?.stop(), peRed?.stop(), peBlue?.stop()]);
 });
 
-async function fib(
-  vrf: string,
-): Promise<
+async function fib(vrf: string): Promise<
   {
     prefix: string;
     source: string;
@@ -169,6 +167,14 @@ describe('routing contexts', () => {
         'fib-size': 2,
       },
     ]);
+  });
+
+  it('lists the interfaces of a context', async () => {
+    const res = await vce.api!.inject({ method: 'GET', url: '/api/v1/vrfs/red/interfaces' });
+    expect(res.json()).toEqual([{ name: 'red0', addresses: ['10.1.1.1/24', '2001:db8:1::1/64'] }]);
+    expect((await vce.api!.inject({ method: 'GET', url: '/api/v1/vrfs/green/interfaces' })).statusCode).toBe(
+      404,
+    );
   });
 
   it('the default context: connected, static, blackhole and reject entries', async () => {
@@ -235,10 +241,7 @@ describe('routing contexts', () => {
     });
     // BGP state per context through ?vrf=
     const rib = await vce.api!.inject({ method: 'GET', url: '/api/v1/bgp/rib/ipv4-unicast?vrf=blue' });
-    expect(rib.json<{ prefix: string }[]>().map((r) => r.prefix)).toEqual([
-      '10.0.0.0/8',
-      '198.51.100.0/24',
-    ]);
+    expect(rib.json<{ prefix: string }[]>().map((r) => r.prefix)).toEqual(['10.0.0.0/8', '198.51.100.0/24']);
     const none = await vce.api!.inject({ method: 'GET', url: '/api/v1/bgp/neighbors?vrf=default' });
     expect(none.statusCode).toBe(404);
     expect(none.json()).toEqual({ error: 'not-found', message: 'routing context "default" runs no BGP' });
@@ -320,8 +323,13 @@ describe('routing contexts', () => {
       err({ 'router-id': '1.1.1.1', 'static-routes': [{ prefix: '10.0.0.0/8', 'next-hop': '2001:db8::1' }] }),
     ).toMatch(/^static-routes\[0\]\.next-hop: /);
     expect(
-      err({ 'router-id': '1.1.1.1', bgp: { asn: 1, neighbors: [{ address: '127.0.0.2', 'peer-asn': 2, 'tcp-ao': true }] } }),
-    ).toMatch(/^bgp\.neighbors\[0\]\.tcp-ao: TCP-AO \(RFC 5925\) is not (available in this kernel|supported by vce yet)/);
+      err({
+        'router-id': '1.1.1.1',
+        bgp: { asn: 1, neighbors: [{ address: '127.0.0.2', 'peer-asn': 2, 'tcp-ao': true }] },
+      }),
+    ).toMatch(
+      /^bgp\.neighbors\[0\]\.tcp-ao: TCP-AO \(RFC 5925\) is not (available in this kernel|supported by vce yet)/,
+    );
     expect(err({ 'router-id': '1.1.1.1', vrfs: [{ name: 'a' }, { name: 'a' }] })).toBe(
       'vrfs[1].name: context "a" is defined twice',
     );
