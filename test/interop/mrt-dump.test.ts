@@ -30,14 +30,26 @@ describe.skipIf(!available)('MRT RIB dump read back by bgpdump', () => {
             {
               actions: {
                 'policy-result': 'accept-route',
-                'bgp-actions': { 'set-community': { method: 'add', communities: ['65001:7', 'no-export'] }, 'set-med': 42 },
+                'bgp-actions': {
+                  'set-community': { method: 'add', communities: ['65001:7', 'no-export'] },
+                  'set-med': 42,
+                },
               },
             },
           ],
         },
       ],
     };
-    const cfg = (me: string, asn: number, port: number, peer: string, peerAsn: number, peerPort: number, networks: string[], passive: boolean) =>
+    const cfg = (
+      me: string,
+      asn: number,
+      port: number,
+      peer: string,
+      peerAsn: number,
+      peerPort: number,
+      networks: string[],
+      passive: boolean,
+    ) =>
       buildAgentConfig({
         'router-id': me,
         api: { listen: '127.0.0.1:0' },
@@ -62,11 +74,30 @@ describe.skipIf(!available)('MRT RIB dump read back by bgpdump', () => {
         policies: tag,
       });
     [a, b] = await Promise.all([
-      startAgent(cfg('127.0.0.61', 65001, pa, '127.0.0.62', 65002, pb, ['10.61.0.0/16', '10.61.1.0/24', '2001:db8:61::/48'], false)),
-      startAgent(cfg('127.0.0.62', 65002, pb, '127.0.0.61', 65001, pa, ['10.62.0.0/16', '2001:db8:62::/48'], true)),
+      startAgent(
+        cfg(
+          '127.0.0.61',
+          65001,
+          pa,
+          '127.0.0.62',
+          65002,
+          pb,
+          ['10.61.0.0/16', '10.61.1.0/24', '2001:db8:61::/48'],
+          false,
+        ),
+      ),
+      startAgent(
+        cfg('127.0.0.62', 65002, pb, '127.0.0.61', 65001, pa, ['10.62.0.0/16', '2001:db8:62::/48'], true),
+      ),
     ]);
     await waitFor(
-      () => Promise.resolve(routeViews(b.speaker, 'ipv4-unicast').length === 3 && routeViews(b.speaker, 'ipv6-unicast').length === 2 ? true : undefined),
+      () =>
+        Promise.resolve(
+          routeViews(b.speaker, 'ipv4-unicast').length === 3 &&
+            routeViews(b.speaker, 'ipv6-unicast').length === 2
+            ? true
+            : undefined,
+        ),
       { timeoutMs: 10_000, what: 'routes from 127.0.0.61 at 127.0.0.62' },
     );
   });
@@ -83,9 +114,21 @@ describe.skipIf(!available)('MRT RIB dump read back by bgpdump', () => {
     expect(res.json()).toEqual({ path: file, entries: 5 });
     const out = spawnSync('bgpdump', ['-m', file], { encoding: 'utf8' });
     expect(out.status).toBe(0);
-    const lines = out.stdout.trim().split('\n').map((l) => l.split('|'));
+    const lines = out.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split('|'));
     // TABLE_DUMP2|time|B|peer-ip|peer-as|prefix|as-path|origin|next-hop|local-pref|med|communities|...
-    const got = lines.map((f) => ({ peer: f[3], peerAs: f[4], prefix: f[5], asPath: f[6], origin: f[7], nextHop: f[8], med: f[10], comm: f[11] }));
+    const got = lines.map((f) => ({
+      peer: f[3],
+      peerAs: f[4],
+      prefix: f[5],
+      asPath: f[6],
+      origin: f[7],
+      nextHop: f[8],
+      med: f[10],
+      comm: f[11],
+    }));
     const want = [];
     for (const family of ['ipv4-unicast', 'ipv6-unicast'] as const) {
       for (const r of routeViews(b.speaker, family)) {

@@ -3,6 +3,7 @@
  * bird.test.ts): config building, event recording and small read helpers over the RIB and
  * neighbour views. Every wait polls (`waitFor`), never sleeps a fixed time.
  */
+import { expect } from 'vitest';
 import { buildAgentConfig } from '../../src/agent/config.ts';
 import { startAgent, type RunningAgent } from '../../src/agent/run.ts';
 import type { Peer } from '../../src/bgp/peer.ts';
@@ -165,4 +166,24 @@ export async function startVce(o: VceOptions): Promise<VceHandle> {
 /** `waitFor` for a synchronous probe of the in-process speaker. */
 export function poll<T>(fn: () => T | undefined, opts: Parameters<typeof waitFor>[1]): Promise<T> {
   return waitFor(() => Promise.resolve(fn()), opts);
+}
+
+/**
+ * Freezes a daemon (SIGSTOP) and expects vce's speaker `a` to drop the session with "hold timer
+ * expired" after its 3 s hold time (1.5-5.5 s allowed), then lets the daemon run again.
+ */
+export async function expectHoldTimerExpiry(a: VceHandle, pid: number, what: string): Promise<void> {
+  const since = Date.now();
+  process.kill(pid, 'SIGSTOP');
+  let down: RecordedEvent;
+  try {
+    down = await a.waitEvent((e) => e.type === 'peer-down' && e.at >= since, what, 10_000);
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  expect(down.detail).toMatch(/hold timer expired/);
+  const elapsed = down.at - since;
+  expect(elapsed).toBeGreaterThanOrEqual(1_500);
+  expect(elapsed).toBeLessThan(5_500);
+  expect(a.view()['last-error']).toMatch(/hold timer expired/);
 }
