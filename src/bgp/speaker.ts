@@ -85,7 +85,6 @@ export class Speaker extends EventEmitter {
   readonly in: RibIn;
   readonly decision: DecisionOptions;
   private localSets = new Map<string, number>();
-  readonly startedAt = Date.now();
   listenPort: number | undefined;
 
   constructor(
@@ -716,11 +715,6 @@ export class Speaker extends EventEmitter {
       p.primary?.kick();
     }
     if (changed > 0) this.emit('rib-changed', changed);
-  }
-
-  /** Family names this speaker holds a RIB for. */
-  families(): AfiSafiName[] {
-    return [...this.ribs.keys()];
   }
 
   peerList(): Peer[] {

@@ -174,8 +174,3 @@ export function ipv4ToNumber(b: Uint8Array, off = 0): number {
 export function numberToIPv4(n: number): Uint8Array {
   return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
-
-/** A stable string key for a prefix (for Maps at the edges; the hot path uses numeric keys). */
-export function prefixKey(p: Prefix): string {
-  return formatPrefix(p);
-}
