@@ -15,6 +15,8 @@ import { neighborViews, parsePrefixQuery, routeViews } from '../bgp/rib-view.ts'
 import { dumpRib } from '../bgp/mrt-dump.ts';
 import { RoutingContext } from '../routing/context.ts';
 import { registerContextRoutes } from './api-contexts.ts';
+import { registerDataplaneRoutes } from './api-dataplane.ts';
+import type { AgentDataplane } from './dataplane.ts';
 import type { BfdManager } from '../bfd/transport.ts';
 import { buildAgentConfig, ConfigError, type AgentConfig } from './config.ts';
 import { ApplyRefused, type ApplyReport } from './apply.ts';
@@ -81,6 +83,8 @@ export interface ApiOptions {
   readonly bfd?: BfdManager;
   /** Reconfiguration (PUT /api/v1/config): absent for a bare speaker. */
   readonly apply?: (next: AgentConfig) => Promise<ApplyReport>;
+  /** The forwarding plane, when the agent runs one. */
+  readonly dataplane?: AgentDataplane;
 }
 
 /** Prometheus metrics, labelled by routing context (`vrf`); values are read at scrape time. */
@@ -327,6 +331,7 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
   });
 
   registerContextRoutes(app, contexts, leaseSeconds);
+  registerDataplaneRoutes(app, opts.dataplane, reg);
 
   app.put<{ Body: unknown }>(
     '/api/v1/config',

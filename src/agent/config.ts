@@ -31,6 +31,8 @@ import {
 import type { SpeakerConfig } from '../bgp/speaker.ts';
 import { collect, each, readBool, readHostPort, readIPv4, soft } from './config-read.ts';
 import { readBgp } from './config-bgp.ts';
+import { INTERFACE_DP_KEYS, readDataplane, readDpInterfaceFields, type DpInterfaceFields } from './config-dataplane.ts';
+import type { DataplaneConfig } from '../dataplane/types.ts';
 
 /** A configuration problem: `path` names the field. */
 export { PolicyConfigError as ConfigError };
@@ -47,6 +49,9 @@ export interface StaticRouteConfig {
 export interface InterfaceConfig {
   readonly name: string;
   readonly addresses: readonly { readonly address: Uint8Array; readonly prefix: Prefix }[];
+  /** Data plane attachment (kind, VNI, tags, zone...); undefined: addresses only. */
+  readonly dp?: DpInterfaceFields;
+  readonly path: string;
 }
 
 /** One routing context (VRF); the top level of the file is the `default` context. */
@@ -80,6 +85,8 @@ export interface AgentConfig {
     readonly multihop: number;
     readonly reuseAddress: boolean;
   };
+  /** The forwarding plane (undefined: none configured). */
+  readonly dataplane?: DataplaneConfig;
 }
 
 const ROUTE_ACTIONS = ['forward', 'blackhole', 'reject'] as const;
@@ -121,15 +128,16 @@ function readStaticRoute(v: unknown, path: string): StaticRouteConfig {
 
 /** `{name, addresses: [10.1.0.1/24, ...]}`: each address gives a connected route. */
 function readInterface(v: unknown, path: string): InterfaceConfig {
-  const o = readObject(v, path, ['name', 'addresses', 'description'], ['name']);
+  const o = readObject(v, path, ['name', 'addresses', 'description', ...INTERFACE_DP_KEYS], ['name']);
   const name = readString(o['name'], key(path, 'name'));
+  const dp = readDpInterfaceFields(o, path, name);
   const addresses = readList(o['addresses'], key(path, 'addresses')).map((a, i) => {
     const p = index(key(path, 'addresses'), i);
     const t = readString(a, p);
     const pfx = at(p, () => parsePrefix(t, true));
     return { address: at(p, () => parseAddress(t.slice(0, t.indexOf('/')))), prefix: pfx };
   });
-  return { name, addresses };
+  return { name, addresses, dp, path };
 }
 
 function readContext(
@@ -210,6 +218,7 @@ function buildOnce(raw: unknown): AgentConfig {
       'vrfs',
       'controller',
       'bfd',
+      'dataplane',
     ],
     ['router-id'],
   );
@@ -277,6 +286,22 @@ function buildOnce(raw: unknown): AgentConfig {
     if (c['route-lease-seconds'] !== undefined)
       controllerLeaseSeconds = readInt(c['route-lease-seconds'], 'controller.route-lease-seconds', 1, 86400);
   }
+  const dataplane = soft(() =>
+    readDataplane(o['dataplane'], {
+      interfaces: contexts.flatMap((c) =>
+        c.interfaces.flatMap((i) =>
+          i.dp === undefined
+            ? []
+            : [{ name: i.name, context: c.name, path: i.path, addresses: i.addresses, dp: i.dp }],
+        ),
+      ),
+      bgpPeers: contexts.flatMap((c) => (c.speaker?.neighbors ?? []).map((n) => parseAddress(n.address))),
+      bfdPeers: contexts.flatMap((c) => [
+        ...c.staticRoutes.flatMap((r) => (r.bfd && r.nextHop !== undefined ? [r.nextHop] : [])),
+        ...(c.speaker?.neighbors ?? []).flatMap((n) => (n.bfd === undefined ? [] : [parseAddress(n.address)])),
+      ]),
+    }),
+  );
   const logLevel =
     o['log-level'] === undefined
       ? 'info'
@@ -291,6 +316,7 @@ function buildOnce(raw: unknown): AgentConfig {
     contexts,
     controllerLeaseSeconds,
     bfdPorts,
+    dataplane,
     policiesKey: JSON.stringify(o['policies'] ?? null),
   };
 }

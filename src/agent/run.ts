@@ -14,6 +14,7 @@ import { RoutingContext } from '../routing/context.ts';
 import { BfdManager, type BfdStateChange } from '../bfd/transport.ts';
 import { formatAddress, makePrefix, parseAddress, prefixContains } from '../lib/ip.ts';
 import { applyConfig, createContext, wireVpn, type ApplyReport, type Runtime } from './apply.ts';
+import { AgentDataplane } from './dataplane.ts';
 
 export interface RunningAgent {
   /** The default context's speaker (throws when the default context runs no BGP). */
@@ -23,6 +24,8 @@ export interface RunningAgent {
   readonly contexts: ReadonlyMap<string, RoutingContext>;
   readonly api?: FastifyInstance;
   readonly apiUrl?: string;
+  /** The forwarding plane, when configured. */
+  readonly dataplane?: AgentDataplane;
   stop(): Promise<void>;
 }
 
@@ -89,6 +92,17 @@ export async function startAgent(
       await bfd.acquire(t.nextHop, { localAddress: t.localAddress });
     }
   }
+  let dataplane: AgentDataplane | undefined;
+  if (cfg.dataplane !== undefined && cfg.dataplane.driver !== 'none') {
+    dataplane = new AgentDataplane(cfg.dataplane, contexts, logger);
+    try {
+      await dataplane.start();
+    } catch (e) {
+      for (const ctx of contexts.values()) await ctx.speaker?.stop();
+      await bfd?.close();
+      throw e;
+    }
+  }
   // Controller routes are leased (I2RS-style ephemeral state): expired ones leave the FIB.
   const leaseTimer = setInterval(() => {
     const now = Date.now();
@@ -109,7 +123,7 @@ export async function startAgent(
   let api: FastifyInstance | undefined;
   let apiUrl: string | undefined;
   if (cfg.api !== undefined) {
-    api = await buildAgentApi({ contexts, leaseSeconds: cfg.controllerLeaseSeconds, bfd, apply });
+    api = await buildAgentApi({ contexts, leaseSeconds: cfg.controllerLeaseSeconds, bfd, apply, dataplane });
     apiUrl = await api.listen({ host: cfg.api.host, port: cfg.api.port });
   }
   logger.info(
@@ -133,8 +147,10 @@ export async function startAgent(
     apply,
     api,
     apiUrl,
+    dataplane,
     async stop() {
       clearInterval(leaseTimer);
+      await dataplane?.stop();
       for (const ctx of contexts.values()) await ctx.speaker?.stop();
       await bfd?.close();
       await api?.close();

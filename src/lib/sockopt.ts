@@ -29,6 +29,7 @@
  */
 import { createRequire } from 'node:module';
 import net from 'node:net';
+import type dgram from 'node:dgram';
 import { endianness, constants as osConstants } from 'node:os';
 import type Koffi from 'koffi';
 import { parseIPv4, parseIPv6 } from './ip.ts';
@@ -49,7 +50,9 @@ export const IPPROTO_IP = 0;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_IPV6 = 41;
 
+export const IP_TOS = 1;
 export const IP_TTL = 2;
+export const IPV6_TCLASS = 67;
 export const IP_MINTTL = 21;
 export const IPV6_UNICAST_HOPS = 16;
 export const IPV6_MINHOPCOUNT = 73;
@@ -351,6 +354,24 @@ export function setTtl(fd: number, family: 4 | 6, ttl: number): void {
   checkTtl(ttl, 1, op);
   if (family === 6) setInt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl, op);
   else setInt(fd, IPPROTO_IP, IP_TTL, ttl, op);
+}
+
+/** DSCP of sent packets (IP_TOS / IPV6_TCLASS; the two ECN bits stay 0). */
+export function setDscp(fd: number, family: 4 | 6, dscp: number): void {
+  if (!Number.isInteger(dscp) || dscp < 0 || dscp > 63)
+    throw new SockoptError('EINVAL', osConstants.errno.EINVAL, 'setDscp', `DSCP ${dscp} out of range 0..63`);
+  if (family === 6) setInt(fd, IPPROTO_IPV6, IPV6_TCLASS, dscp << 2, 'setsockopt(IPV6_TCLASS)');
+  else setInt(fd, IPPROTO_IP, IP_TOS, dscp << 2, 'setsockopt(IP_TOS)');
+}
+
+/** The kernel fd behind a bound `dgram.Socket` (private handle, as for TCP above). */
+export function datagramFd(s: dgram.Socket): number {
+  const sym = Object.getOwnPropertySymbols(s).find((x) => x.description === 'state symbol');
+  const state = sym === undefined ? undefined : (s as unknown as Record<symbol, { handle?: { fd?: unknown } }>)[sym];
+  const fd = state?.handle?.fd;
+  if (typeof fd !== 'number' || fd < 0)
+    throw new SockoptError('EBADF', osConstants.errno.EBADF, 'datagramFd', 'datagramFd: the socket is not bound');
+  return fd;
 }
 
 export function getTtl(fd: number, family: 4 | 6): number {

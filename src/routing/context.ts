@@ -125,6 +125,26 @@ export class RoutingContext extends EventEmitter {
 
   /** The FIB: per prefix, the best candidate of every source, with the losers named. */
   fib(family?: 4 | 6, now = Date.now()): FibEntry[] {
+    return this.best(family, now).map(({ source, route, losers }) => ({
+      prefix: formatPrefix(route.prefix),
+      action: route.action,
+      'next-hop': route.nextHop === undefined ? null : formatAddress(route.nextHop),
+      interface: route.interface ?? null,
+      source,
+      distance: route.distance,
+      alternatives: losers.map((x) => `${x.source}:${x.route.distance}`),
+    }));
+  }
+
+  /** The FIB as routes (for the data plane), sorted by prefix. */
+  fibRoutes(now = Date.now()): ContextRoute[] {
+    return this.best(undefined, now).map((b) => b.route);
+  }
+
+  private best(
+    family: 4 | 6 | undefined,
+    now: number,
+  ): { source: RouteSource; route: ContextRoute; losers: { source: RouteSource; route: ContextRoute }[] }[] {
     const cands = new Map<string, { prefix: Prefix; list: { source: RouteSource; route: ContextRoute }[] }>();
     const add = (source: RouteSource, route: ContextRoute): void => {
       if (family !== undefined && route.prefix.addr.length !== (family === 4 ? 4 : 16)) return;
@@ -179,26 +199,15 @@ export class RoutingContext extends EventEmitter {
         }
       }
     }
-    const out: { p: Prefix; e: FibEntry }[] = [];
-    for (const { prefix, list } of cands.values()) {
+    const out: { source: RouteSource; route: ContextRoute; losers: { source: RouteSource; route: ContextRoute }[] }[] =
+      [];
+    for (const { list } of cands.values()) {
       list.sort(
         (a, b) => a.route.distance - b.route.distance || SOURCE_ORDER[a.source] - SOURCE_ORDER[b.source],
       );
-      const best = list[0]!;
-      out.push({
-        p: prefix,
-        e: {
-          prefix: formatPrefix(prefix),
-          action: best.route.action,
-          'next-hop': best.route.nextHop === undefined ? null : formatAddress(best.route.nextHop),
-          interface: best.route.interface ?? null,
-          source: best.source,
-          distance: best.route.distance,
-          alternatives: list.slice(1).map((x) => `${x.source}:${x.route.distance}`),
-        },
-      });
+      out.push({ ...list[0]!, losers: list.slice(1) });
     }
-    out.sort((a, b) => comparePrefix(a.p, b.p));
-    return out.map((x) => x.e);
+    out.sort((a, b) => comparePrefix(a.route.prefix, b.route.prefix));
+    return out;
   }
 }

@@ -1,0 +1,85 @@
+/**
+ * The agent's forwarding plane: starts the configured driver (the userspace forwarder by default)
+ * and keeps its FIBs equal to the routing contexts' FIBs. Route changes of any source (connected,
+ * static, controller, BGP best paths) mark a context dirty; dirty contexts are pushed to the
+ * driver once per event-loop turn (a burst of BGP updates costs one sync, not one per prefix).
+ */
+import type { RoutingContext } from '../routing/context.ts';
+import type { DataplaneConfig, DpRoute } from '../dataplane/types.ts';
+import { UserspaceDriver } from '../dataplane/drivers/userspace.ts';
+
+export interface DataplaneLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export class AgentDataplane {
+  readonly driver: UserspaceDriver;
+  private readonly dirty = new Set<string>();
+  private scheduled = false;
+  private readonly unsubscribe: (() => void)[] = [];
+
+  constructor(
+    readonly config: DataplaneConfig,
+    private readonly contexts: ReadonlyMap<string, RoutingContext>,
+    private readonly log: DataplaneLog,
+  ) {
+    this.driver = new UserspaceDriver(config, { contexts: [...contexts.keys()], log });
+  }
+
+  async start(): Promise<void> {
+    await this.driver.start();
+    for (const ctx of this.contexts.values()) this.follow(ctx);
+    for (const name of this.contexts.keys()) this.dirty.add(name);
+    this.flush();
+    this.log.info(
+      {
+        driver: this.config.driver,
+        interfaces: this.config.interfaces.length,
+        vxlanPort: this.driver.port(0),
+      },
+      'data plane started',
+    );
+  }
+
+  private follow(ctx: RoutingContext): void {
+    const mark = (): void => this.markDirty(ctx.name);
+    ctx.on('change', mark);
+    this.unsubscribe.push(() => ctx.off('change', mark));
+    const speakers = [ctx.speaker, ctx.vpnImport?.speaker].filter((s) => s !== undefined);
+    for (const sp of new Set(speakers)) {
+      sp.on('rib-changed', mark);
+      this.unsubscribe.push(() => sp.off('rib-changed', mark));
+    }
+  }
+
+  markDirty(name: string): void {
+    this.dirty.add(name);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const now = Date.now();
+    for (const name of this.dirty) {
+      const ctx = this.contexts.get(name);
+      if (ctx === undefined) continue;
+      const routes: DpRoute[] = ctx.fibRoutes(now).map((r) => ({
+        context: name,
+        prefix: r.prefix,
+        action: r.action,
+        nextHop: r.nextHop,
+        interface: r.interface,
+      }));
+      this.driver.syncRoutes(name, routes);
+    }
+    this.dirty.clear();
+  }
+
+  async stop(): Promise<void> {
+    for (const u of this.unsubscribe) u();
+    await this.driver.stop();
+  }
+}
