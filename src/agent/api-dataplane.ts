@@ -4,6 +4,7 @@
  * a pcap stream (`vce capture` writes it to a file that tshark reads). Prometheus gauges for the
  * same counters are registered with the agent's registry.
  */
+import { copyOut } from '../lib/bytes.ts';
 import { PassThrough } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { Gauge, type Registry } from 'prom-client';
@@ -112,7 +113,7 @@ export function registerDataplaneRoutes(app: FastifyInstance, dp: AgentDataplane
       const timer = setTimeout(finish, seconds * 1000);
       fwd.taps[f.index] = (_i, buf, off, len) => {
         // MPLS-in-UDP frames have no Ethernet header: a pseudo one (MPLS EtherType) keeps one link type
-        const frame = f.cfg.kind === 'mpls-udp' ? withPseudoEthernet(buf, off, len) : buf.slice(off, off + len);
+        const frame = f.cfg.kind === 'mpls-udp' ? withPseudoEthernet(buf, off, len) : copyOut(buf, off, off + len);
         out.write(encodeRecordHeader(Date.now(), frame.length, frame.length));
         out.write(frame);
         if (++n >= count) finish();

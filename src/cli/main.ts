@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { runAgentCommand } from '../agent/run.ts';
 import { showCommands } from './show.ts';
+import { dataplaneCommands } from './dataplane.ts';
 
 const program = new Command();
 program.name('vce').description('BGP/MPLS IP VPN virtual CE: agent, lab and operator CLI').version('0.1.0');
@@ -54,6 +55,7 @@ program
   });
 
 showCommands(program);
+dataplaneCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`vce: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -12,6 +12,7 @@
  * QoS (class, policer, DSCP) -> TTL / DSCP rewrite with incremental checksum -> neighbour ->
  * encapsulate -> transmit.
  */
+import { copyOut } from '../lib/bytes.ts';
 import * as eth from './frames/ethernet.ts';
 import * as ip4 from './frames/ipv4.ts';
 import * as ip6 from './frames/ipv6.ts';
@@ -367,7 +368,7 @@ export class Forwarder {
       n = gw6 !== undefined ? this.neighbors.get6(out.index, gw6, 0) : this.neighbors.get6(out.index, buf, dstOff);
     }
     if (n !== undefined && n.state === REACHABLE && n.expires > now) return this.encapsulate(out, n, family, buf, l3, len, dscp);
-    if (family === 6 && gw6 === undefined) gw6 = buf.slice(dstOff, dstOff + 16);
+    if (family === 6 && gw6 === undefined) gw6 = copyOut(buf, dstOff, dstOff + 16);
     const queued = this.neighbors.enqueue(out.index, gw4, gw6, { buf, off: l3, len }, now, this.neighborEvents);
     if (!queued) this.counters.drop(out.index, DROP['neighbor-unresolved']);
   }

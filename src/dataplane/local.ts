@@ -6,6 +6,7 @@
  * limited by a token bucket. Traffic to the vCE's own addresses passes the self policy first
  * (draft §9: the vCE protects itself from its VMs).
  */
+import { copyOut } from '../lib/bytes.ts';
 import * as eth from './frames/ethernet.ts';
 import * as arp from './frames/arp.ts';
 import * as icmp4 from './frames/icmp4.ts';
@@ -51,7 +52,7 @@ export class LocalStack {
     if (q !== undefined) this.fwd.flushWaiting(f, this.fwd.neighbors.get4(f.index, a.senderIp)!, q);
     if (!forUs || a.op !== arp.ArpOp.REQUEST) return;
     const frame = new Uint8Array(HEAD + 14 + arp.ARP_LENGTH);
-    const sender = buf.slice(a.senderMacOff, a.senderMacOff + 6);
+    const sender = copyOut(buf, a.senderMacOff, a.senderMacOff + 6);
     const p = eth.writeEthernet(frame, HEAD, buf.subarray(srcMacOff, srcMacOff + 6), f.mac, eth.ETHERTYPE_ARP, ...this.tags(f));
     const e = arp.writeArp(frame, p, arp.ArpOp.REPLY, f.mac, a.targetIp, sender, a.senderIp);
     this.fwd.sendFrame(f, frame, HEAD, e - HEAD, ep);
@@ -135,11 +136,11 @@ export class LocalStack {
         const q = nbr.learn(f.index, -1, buf, srcOff, buf, n.sourceLlaOff, ep, now, true);
         if (q !== undefined) this.fwd.flushWaiting(f, nbr.get6(f.index, buf, srcOff)!, q);
       }
-      const target = buf.slice(n.targetOff, n.targetOff + 16);
-      const dst = buf.slice(srcOff, srcOff + 16);
+      const target = copyOut(buf, n.targetOff, n.targetOff + 16);
+      const dst = copyOut(buf, srcOff, srcOff + 16);
       const macOff = n.sourceLlaOff >= 0 ? n.sourceLlaOff : this.fwd.ethInfo.srcOff;
       if (macOff < 0) return;
-      const dstMac = buf.slice(macOff, macOff + 6);
+      const dstMac = copyOut(buf, macOff, macOff + 6);
       const frame = new Uint8Array(HEAD + 22 + 40 + 32);
       const o = eth.writeEthernet(frame, HEAD, dstMac, f.mac, eth.ETHERTYPE_IPV6, ...this.tags(f));
       const e = nd.writeNa(frame, o, target, dst, target, nd.NA_FLAG_ROUTER | nd.NA_FLAG_SOLICITED | nd.NA_FLAG_OVERRIDE, f.mac);
@@ -236,7 +237,7 @@ export class LocalStack {
     if (!icmp6.mayGenerateIcmp6Error(buf, p.l3, p.l3 + p.length, type, code)) return;
     if (!this.allowIcmp(now)) return;
     const src = this.source6(f, buf, p.l3 + 8);
-    const dst = buf.slice(p.l3 + 8, p.l3 + 24);
+    const dst = copyOut(buf, p.l3 + 8, p.l3 + 24);
     const out = new Uint8Array(64 + 1280);
     const e = icmp6.writeIcmp6Error(out, 64, type, code, src, dst, buf, p.l3, p.length, 64, kind === 'too-big' ? mtu : 0);
     this.routeBack(f, 6, out, 64, e - 64, now);

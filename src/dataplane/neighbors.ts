@@ -7,6 +7,8 @@
  * by traffic from the neighbour.
  */
 
+import { copyOut } from '../lib/bytes.ts';
+
 export const INCOMPLETE = 0;
 export const REACHABLE = 1;
 
@@ -99,7 +101,7 @@ export class NeighborTable {
       n = {
         iface,
         addr4: buf6 === undefined ? addr4 : -1,
-        addr6: buf6 === undefined ? undefined : buf6.slice(off6, off6 + 16),
+        addr6: buf6 === undefined ? undefined : copyOut(buf6, off6, off6 + 16),
         state: INCOMPLETE,
         mac: new Uint8Array(6),
         remote,

@@ -116,3 +116,11 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
+
+/**
+ * A copy of `buf[start, end)`. `Buffer#slice` returns a view (unlike `Uint8Array#slice`): this
+ * is the one to use on buffers that may be Node Buffers when the bytes must outlive them.
+ */
+export function copyOut(buf: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(buf.subarray(start, end));
+}

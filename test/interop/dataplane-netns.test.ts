@@ -5,6 +5,7 @@
  * contexts use the same subnets; a three-tier zone policy blocks app -> db except one port.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -179,6 +180,20 @@ describe.skipIf(!available)('userspace data plane with Linux VMs (netns + kernel
     expect(tr.out).toMatch(/^\s*2\s+10\.1\.2\.10\s/m);
     const un = await vm['web']!.try('ping', ['-c', '1', '-W', '2', '10.9.9.9']);
     expect(un.out).toMatch(/From 10\.1\.1\.1.*Destination Net Unreachable/);
+  });
+
+  it('vce capture writes what the forwarder sees on an interface as pcap that tshark reads', async () => {
+    const file = join(tmp, 'capture.pcap');
+    const cli = spawn(process.execPath, ['bin/vce.js', 'capture', '--api', agent.apiUrl!, '-i', 'web', '-w', file, '-c', '4', '--seconds', '30'], { stdio: 'inherit' });
+    const exited = new Promise<number | null>((r) => cli.on('exit', (code) => r(code)));
+    const fwd = agent.dataplane!.driver.forwarder;
+    const web = fwd.byName.get('web')!;
+    await until(async () => fwd.taps[web.index] !== undefined, 20000, 50);
+    await vm['web']!.try('ping', ['-c', '2', '-i', '0.2', '-W', '2', '10.1.1.1']);
+    expect(await exited).toBe(0);
+    const out = await sh('tshark', ['-r', file, '-T', 'fields', '-e', 'eth.src', '-e', 'icmp.type']);
+    const rows = out.trim().split('\n').map((l) => l.split('\t'));
+    expect(rows.map((r) => r[1])).toEqual(['8', '0', '8', '0']);
   });
 
   it('DSCP marking: udp/9000 leaves towards app as EF, inner and outer (uniform), seen by tshark', async () => {
