@@ -37,7 +37,11 @@ function ifaceView(fwd: Forwarder, f: Iface): object {
   };
 }
 
-export function registerDataplaneRoutes(app: FastifyInstance, dp: AgentDataplane | undefined, reg: Registry): void {
+export function registerDataplaneRoutes(
+  app: FastifyInstance,
+  dp: AgentDataplane | undefined,
+  reg: Registry,
+): void {
   const fwdOr404 = (reply: { status(n: number): { send(b: object): unknown } }): Forwarder | undefined => {
     if (dp === undefined) {
       reply.status(404).send({ error: 'not-found', message: 'this agent has no data plane configured' });
@@ -92,7 +96,9 @@ export function registerDataplaneRoutes(app: FastifyInstance, dp: AgentDataplane
       const name = req.query.interface;
       const f = name === undefined ? undefined : fwd.byName.get(name);
       if (f === undefined)
-        return reply.status(400).send({ error: 'bad-request', message: `interface: no interface "${name ?? ''}"` });
+        return reply
+          .status(400)
+          .send({ error: 'bad-request', message: `interface: no interface "${name ?? ''}"` });
       const count = req.query.count === undefined ? 100 : Number(req.query.count);
       const seconds = req.query.seconds === undefined ? 60 : Number(req.query.seconds);
       if (!Number.isInteger(count) || count < 1 || count > 1_000_000)
@@ -100,7 +106,9 @@ export function registerDataplaneRoutes(app: FastifyInstance, dp: AgentDataplane
       if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600)
         return reply.status(400).send({ error: 'bad-request', message: 'seconds: a number in (0, 3600]' });
       if (fwd.taps[f.index] !== undefined)
-        return reply.status(409).send({ error: 'conflict', message: `a capture is already running on ${name}` });
+        return reply
+          .status(409)
+          .send({ error: 'conflict', message: `a capture is already running on ${name}` });
       const out = new PassThrough();
       out.write(encodePcapHeader());
       let n = 0;
@@ -113,7 +121,8 @@ export function registerDataplaneRoutes(app: FastifyInstance, dp: AgentDataplane
       const timer = setTimeout(finish, seconds * 1000);
       fwd.taps[f.index] = (_i, buf, off, len) => {
         // MPLS-in-UDP frames have no Ethernet header: a pseudo one (MPLS EtherType) keeps one link type
-        const frame = f.cfg.kind === 'mpls-udp' ? withPseudoEthernet(buf, off, len) : copyOut(buf, off, off + len);
+        const frame =
+          f.cfg.kind === 'mpls-udp' ? withPseudoEthernet(buf, off, len) : copyOut(buf, off, off + len);
         out.write(encodeRecordHeader(Date.now(), frame.length, frame.length));
         out.write(frame);
         if (++n >= count) finish();
@@ -125,8 +134,13 @@ export function registerDataplaneRoutes(app: FastifyInstance, dp: AgentDataplane
 
   // ---------------------------------------------------------------- metrics
   if (dp === undefined) return;
-  const fwd = dp.driver.forwarder;
-  const g = (name: string, help: string, labels: string[], fill: (set: (l: Record<string, string>, v: number) => void) => void): void => {
+  let fwd = dp.driver.forwarder;
+  const g = (
+    name: string,
+    help: string,
+    labels: string[],
+    fill: (set: (l: Record<string, string>, v: number) => void) => void,
+  ): void => {
     new Gauge({
       name,
       help,
@@ -134,37 +148,56 @@ export function registerDataplaneRoutes(app: FastifyInstance, dp: AgentDataplane
       registers: [reg],
       collect() {
         this.reset();
+        fwd = dp.driver.forwarder; // the driver is replaced on reconfiguration
         fill((l, v) => this.set(l, v));
       },
     });
   };
-  g('vce_dp_interface_packets', 'Packets per attachment and direction', ['interface', 'vrf', 'direction'], (set) => {
-    for (const f of fwd.ifaces) {
-      const c = fwd.counters.read(f.index);
-      set({ interface: f.cfg.name, vrf: f.cfg.context, direction: 'in' }, c['in-packets']);
-      set({ interface: f.cfg.name, vrf: f.cfg.context, direction: 'out' }, c['out-packets']);
-    }
-  });
-  g('vce_dp_interface_bytes', 'Bytes per attachment and direction (accounting)', ['interface', 'vrf', 'direction'], (set) => {
-    for (const f of fwd.ifaces) {
-      const c = fwd.counters.read(f.index);
-      set({ interface: f.cfg.name, vrf: f.cfg.context, direction: 'in' }, c['in-bytes']);
-      set({ interface: f.cfg.name, vrf: f.cfg.context, direction: 'out' }, c['out-bytes']);
-    }
-  });
+  g(
+    'vce_dp_interface_packets',
+    'Packets per attachment and direction',
+    ['interface', 'vrf', 'direction'],
+    (set) => {
+      for (const f of fwd.ifaces) {
+        const c = fwd.counters.read(f.index);
+        set({ interface: f.cfg.name, vrf: f.cfg.context, direction: 'in' }, c['in-packets']);
+        set({ interface: f.cfg.name, vrf: f.cfg.context, direction: 'out' }, c['out-packets']);
+      }
+    },
+  );
+  g(
+    'vce_dp_interface_bytes',
+    'Bytes per attachment and direction (accounting)',
+    ['interface', 'vrf', 'direction'],
+    (set) => {
+      for (const f of fwd.ifaces) {
+        const c = fwd.counters.read(f.index);
+        set({ interface: f.cfg.name, vrf: f.cfg.context, direction: 'in' }, c['in-bytes']);
+        set({ interface: f.cfg.name, vrf: f.cfg.context, direction: 'out' }, c['out-bytes']);
+      }
+    },
+  );
   g('vce_dp_drops', 'Dropped packets per attachment and reason', ['interface', 'reason'], (set) => {
     for (let i = 0; i <= fwd.ifaces.length; i++) {
       const c = fwd.counters.read(i);
       const name = i === 0 ? '(unattached)' : fwd.iface(i).cfg.name;
-      for (const r of DROP_REASONS) if (c.drops[r] !== undefined) set({ interface: name, reason: r }, c.drops[r]);
+      for (const r of DROP_REASONS)
+        if (c.drops[r] !== undefined) set({ interface: name, reason: r }, c.drops[r]);
     }
   });
   g('vce_dp_qos_class_bytes', 'Bytes per QoS class on egress', ['interface', 'class'], (set) => {
-    for (const f of fwd.ifaces) for (const c of f.qos?.counters() ?? []) set({ interface: f.cfg.name, class: c.class }, c.bytes);
+    for (const f of fwd.ifaces)
+      for (const c of f.qos?.counters() ?? []) set({ interface: f.cfg.name, class: c.class }, c.bytes);
   });
-  g('vce_dp_qos_class_dropped', 'Packets dropped by the policer per QoS class', ['interface', 'class'], (set) => {
-    for (const f of fwd.ifaces) for (const c of f.qos?.counters() ?? []) set({ interface: f.cfg.name, class: c.class }, c.dropped);
-  });
+  g(
+    'vce_dp_qos_class_dropped',
+    'Packets dropped by the policer per QoS class',
+    ['interface', 'class'],
+    (set) => {
+      for (const f of fwd.ifaces)
+        for (const c of f.qos?.counters() ?? []) set({ interface: f.cfg.name, class: c.class }, c.dropped);
+    },
+  );
   g('vce_dp_flows', 'Flow table entries', [], (set) => set({}, fwd.firewall.stats().flows));
 }
 

@@ -83,7 +83,11 @@ function readEndpoint(v: unknown, path: string, dfltPort: number): Endpoint {
   return { address, port };
 }
 
-export function readDpInterfaceFields(o: ConfigObject, path: string, name: string): DpInterfaceFields | undefined {
+export function readDpInterfaceFields(
+  o: ConfigObject,
+  path: string,
+  name: string,
+): DpInterfaceFields | undefined {
   if (o['kind'] === undefined) {
     const stray = INTERFACE_DP_KEYS.find((k) => k !== 'kind' && o[k] !== undefined);
     if (stray !== undefined)
@@ -93,7 +97,8 @@ export function readDpInterfaceFields(o: ConfigObject, path: string, name: strin
   const kind: InterfaceKind = readEnum(o['kind'], key(path, 'kind'), KINDS);
   const need = (k: string, ok: boolean): void => {
     if (o[k] === undefined && ok) throw new PolicyConfigError(path, `a ${kind} interface needs \`${k}\``);
-    if (o[k] !== undefined && !ok) throw new PolicyConfigError(key(path, k), `not used by a ${kind} interface`);
+    if (o[k] !== undefined && !ok)
+      throw new PolicyConfigError(key(path, k), `not used by a ${kind} interface`);
   };
   need('vni', kind === 'vxlan');
   need('remotes', kind === 'vxlan' || kind === 'nvgre' || kind === 'mpls-udp');
@@ -115,18 +120,23 @@ export function readDpInterfaceFields(o: ConfigObject, path: string, name: strin
   const tunnelMtu = kind === 'vlan' || kind === 'qinq' ? 1450 : kind === 'mpls-udp' ? 1468 : 1450;
   return {
     kind,
-    mac: o['mac'] === undefined ? derivedMac(name) : parseMac(readString(o['mac'], key(path, 'mac')), key(path, 'mac')),
+    mac:
+      o['mac'] === undefined
+        ? derivedMac(name)
+        : parseMac(readString(o['mac'], key(path, 'mac')), key(path, 'mac')),
     mtu: o['mtu'] === undefined ? tunnelMtu : readInt(o['mtu'], key(path, 'mtu'), 576, 9000),
     zone: o['zone'] === undefined ? undefined : readString(o['zone'], key(path, 'zone')),
     vni: o['vni'] === undefined ? undefined : readInt(o['vni'], key(path, 'vni'), 1, 0xffffff),
     remotes,
     trunk: o['trunk'] === undefined ? undefined : readString(o['trunk'], key(path, 'trunk')),
     vlan: o['vlan'] === undefined ? undefined : readInt(o['vlan'], key(path, 'vlan'), 1, 4094),
-    outerVlan: o['outer-vlan'] === undefined ? undefined : readInt(o['outer-vlan'], key(path, 'outer-vlan'), 1, 4094),
+    outerVlan:
+      o['outer-vlan'] === undefined ? undefined : readInt(o['outer-vlan'], key(path, 'outer-vlan'), 1, 4094),
     vsid: o['vsid'] === undefined ? undefined : readInt(o['vsid'], key(path, 'vsid'), 1, 0xfffffe),
     label: o['label'] === undefined ? undefined : readInt(o['label'], key(path, 'label'), 0, 1048575),
     routerAdvertisements: readBool(o['router-advertisements'], key(path, 'router-advertisements'), true),
-    qosPolicy: o['qos-policy'] === undefined ? undefined : readString(o['qos-policy'], key(path, 'qos-policy')),
+    qosPolicy:
+      o['qos-policy'] === undefined ? undefined : readString(o['qos-policy'], key(path, 'qos-policy')),
   };
 }
 
@@ -157,7 +167,15 @@ function readPrefixes(v: unknown, path: string): Prefix[] {
   });
 }
 
-const MATCH_KEYS = ['family', 'protocol', 'source', 'destination', 'source-ports', 'destination-ports', 'dscp'];
+const MATCH_KEYS = [
+  'family',
+  'protocol',
+  'source',
+  'destination',
+  'source-ports',
+  'destination-ports',
+  'dscp',
+];
 
 /** `{family?, protocol?, source?, destination?, source-ports?, destination-ports?, dscp?}` */
 export function readMatch(o: ConfigObject, path: string): PacketMatch {
@@ -174,7 +192,12 @@ export function readMatch(o: ConfigObject, path: string): PacketMatch {
   const family =
     o['family'] === undefined
       ? undefined
-      : (Number(readEnum(String(o['family']), key(path, 'family'), ['4', '6'] as const)) as 4 | 6);
+      : (Number(
+          readEnum(typeof o['family'] === 'number' ? String(o['family']) : o['family'], key(path, 'family'), [
+            '4',
+            '6',
+          ] as const),
+        ) as 4 | 6);
   const source = o['source'] === undefined ? undefined : readPrefixes(o['source'], key(path, 'source'));
   const destination =
     o['destination'] === undefined ? undefined : readPrefixes(o['destination'], key(path, 'destination'));
@@ -190,7 +213,8 @@ export function readMatch(o: ConfigObject, path: string): PacketMatch {
     protocol,
     source,
     destination,
-    sourcePorts: o['source-ports'] === undefined ? undefined : readPorts(o['source-ports'], key(path, 'source-ports')),
+    sourcePorts:
+      o['source-ports'] === undefined ? undefined : readPorts(o['source-ports'], key(path, 'source-ports')),
     destinationPorts:
       o['destination-ports'] === undefined
         ? undefined
@@ -205,7 +229,8 @@ export function readMatch(o: ConfigObject, path: string): PacketMatch {
 function readDscpValue(v: unknown, path: string): number {
   const s = typeof v === 'number' ? String(v) : readString(v, path);
   const n = parseDscp(s);
-  if (n === undefined) throw new PolicyConfigError(path, `"${s}" is not a DSCP (0-63, ef, af11..af43, cs0..cs7)`);
+  if (n === undefined)
+    throw new PolicyConfigError(path, `"${s}" is not a DSCP (0-63, ef, af11..af43, cs0..cs7)`);
   return n;
 }
 
@@ -214,7 +239,10 @@ function readZoneRule(v: unknown, path: string, zones: ReadonlySet<string>): Zon
   const zone = (k: 'from' | 'to'): string => {
     const z = readString(o[k], key(path, k));
     if (z !== '*' && !zones.has(z))
-      throw new PolicyConfigError(key(path, k), `no interface is in zone "${z}" (zones: ${[...zones].join(', ') || 'none'})`);
+      throw new PolicyConfigError(
+        key(path, k),
+        `no interface is in zone "${z}" (zones: ${[...zones].join(', ') || 'none'})`,
+      );
     return z;
   };
   return {
@@ -229,7 +257,10 @@ function readZoneRule(v: unknown, path: string, zones: ReadonlySet<string>): Zon
 function readPolicer(v: unknown, path: string): Policer {
   const o = readObject(v, path, ['rate', 'burst', 'exceed'], ['rate']);
   const rate = readRate(o['rate'], key(path, 'rate'));
-  const burst = o['burst'] === undefined ? Math.max(1500, Math.round(rate / 8 / 50)) : readInt(o['burst'], key(path, 'burst'), 64, 1 << 30);
+  const burst =
+    o['burst'] === undefined
+      ? Math.max(1500, Math.round(rate / 8 / 50))
+      : readInt(o['burst'], key(path, 'burst'), 64, 1 << 30);
   let exceed: Policer['exceed'] = 'drop';
   if (o['exceed'] !== undefined && o['exceed'] !== 'drop') {
     const e = readObject(o['exceed'], key(path, 'exceed'), ['remark'], ['remark']);
@@ -254,10 +285,14 @@ function readQosPolicy(v: unknown, path: string): QosPolicy {
     const p = index(key(path, 'classes'), i);
     const co = readObject(c, p, ['name', 'match', 'set-dscp', 'police', 'mpls-tc'], ['name']);
     const name = readString(co['name'], key(p, 'name'));
-    if (name === 'default') throw new PolicyConfigError(key(p, 'name'), '"default" is the implicit class of unmatched packets');
+    if (name === 'default')
+      throw new PolicyConfigError(key(p, 'name'), '"default" is the implicit class of unmatched packets');
     return {
       name,
-      match: co['match'] === undefined ? {} : readMatch(readObject(co['match'], key(p, 'match'), MATCH_KEYS), key(p, 'match')),
+      match:
+        co['match'] === undefined
+          ? {}
+          : readMatch(readObject(co['match'], key(p, 'match'), MATCH_KEYS), key(p, 'match')),
       setDscp: co['set-dscp'] === undefined ? undefined : readDscpValue(co['set-dscp'], key(p, 'set-dscp')),
       police: co['police'] === undefined ? undefined : readPolicer(co['police'], key(p, 'police')),
       mplsTc: co['mpls-tc'] === undefined ? undefined : readInt(co['mpls-tc'], key(p, 'mpls-tc'), 0, 7),
@@ -298,7 +333,9 @@ export function readDataplane(v: unknown, inputs: DataplaneInputs): DataplaneCon
   const P = 'dataplane';
   const byName = new Map(inputs.interfaces.map((i) => [i.name, i]));
   if (byName.size !== inputs.interfaces.length) {
-    const dup = inputs.interfaces.find((x, i) => inputs.interfaces.findIndex((y) => y.name === x.name) !== i)!;
+    const dup = inputs.interfaces.find(
+      (x, i) => inputs.interfaces.findIndex((y) => y.name === x.name) !== i,
+    )!;
     throw new PolicyConfigError(dup.path, `interface name "${dup.name}" is used twice`);
   }
   const qos = each(readList(o['qos-policies'], key(P, 'qos-policies')), (q, i) =>
@@ -312,7 +349,11 @@ export function readDataplane(v: unknown, inputs: DataplaneInputs): DataplaneCon
       if (d.qosPolicy !== undefined && !qos.some((q) => q.name === d.qosPolicy))
         throw new PolicyConfigError(key(i.path, 'qos-policy'), `no QoS policy named "${d.qosPolicy}"`);
       if (d.vni !== undefined) {
-        if (vnis.has(d.vni)) throw new PolicyConfigError(key(i.path, 'vni'), `VNI ${d.vni} is already used by ${vnis.get(d.vni)}`);
+        if (vnis.has(d.vni))
+          throw new PolicyConfigError(
+            key(i.path, 'vni'),
+            `VNI ${d.vni} is already used by ${vnis.get(d.vni)}`,
+          );
         vnis.set(d.vni, i.name);
       }
       if (d.trunk !== undefined) {
@@ -320,23 +361,32 @@ export function readDataplane(v: unknown, inputs: DataplaneInputs): DataplaneCon
         if (t === undefined || t.dp.kind !== 'vxlan')
           throw new PolicyConfigError(key(i.path, 'trunk'), `"${d.trunk}" is not a vxlan interface`);
         if (t.addresses.length > 0)
-          throw new PolicyConfigError(key(i.path, 'trunk'), `trunk "${d.trunk}" has addresses: a trunk carries tagged frames only`);
+          throw new PolicyConfigError(
+            key(i.path, 'trunk'),
+            `trunk "${d.trunk}" has addresses: a trunk carries tagged frames only`,
+          );
         const k = `${d.trunk}/${d.outerVlan ?? 0}/${d.vlan}`;
-        if (tags.has(k)) throw new PolicyConfigError(key(i.path, 'vlan'), `this tag is already used by ${tags.get(k)}`);
+        if (tags.has(k))
+          throw new PolicyConfigError(key(i.path, 'vlan'), `this tag is already used by ${tags.get(k)}`);
         tags.set(k, i.name);
       }
     });
   }
   const zoneSet = new Set(inputs.interfaces.flatMap((i) => (i.dp.zone === undefined ? [] : [i.dp.zone])));
   const zones = readZones(o['zones'], key(P, 'zones'), zoneSet, inputs);
-  const ports = (k: string, d: number): number => (o[k] === undefined ? d : readInt(o[k], key(P, k), 1, 65535));
+  const ports = (k: string, d: number): number =>
+    o[k] === undefined ? d : readInt(o[k], key(P, k), 1, 65535);
   let tunnelQos: DataplaneConfig['tunnelQos'] = { mode: 'uniform', outerDscp: 0 };
   if (o['tunnel-qos'] !== undefined) {
     const t = readObject(o['tunnel-qos'], key(P, 'tunnel-qos'), ['mode', 'outer-dscp']);
-    const mode = t['mode'] === undefined ? 'uniform' : readEnum(t['mode'], key(P, 'tunnel-qos.mode'), ['pipe', 'uniform'] as const);
+    const mode =
+      t['mode'] === undefined
+        ? 'uniform'
+        : readEnum(t['mode'], key(P, 'tunnel-qos.mode'), ['pipe', 'uniform'] as const);
     tunnelQos = {
       mode,
-      outerDscp: t['outer-dscp'] === undefined ? 0 : readDscpValue(t['outer-dscp'], key(P, 'tunnel-qos.outer-dscp')),
+      outerDscp:
+        t['outer-dscp'] === undefined ? 0 : readDscpValue(t['outer-dscp'], key(P, 'tunnel-qos.outer-dscp')),
     };
   }
   let neighbor = { reachableSeconds: 300, queuePerNextHop: 16 };
@@ -344,40 +394,68 @@ export function readDataplane(v: unknown, inputs: DataplaneInputs): DataplaneCon
     const n = readObject(o['neighbor'], key(P, 'neighbor'), ['reachable-seconds', 'queue']);
     neighbor = {
       reachableSeconds:
-        n['reachable-seconds'] === undefined ? 300 : readInt(n['reachable-seconds'], key(P, 'neighbor.reachable-seconds'), 5, 86400),
+        n['reachable-seconds'] === undefined
+          ? 300
+          : readInt(n['reachable-seconds'], key(P, 'neighbor.reachable-seconds'), 5, 86400),
       queuePerNextHop: n['queue'] === undefined ? 16 : readInt(n['queue'], key(P, 'neighbor.queue'), 1, 1024),
     };
   }
   const listenAddress = o['listen'] === undefined ? '0.0.0.0' : readString(o['listen'], key(P, 'listen'));
   at(key(P, 'listen'), () => parseAddress(listenAddress));
   return {
-    driver: o['driver'] === undefined ? 'userspace' : readEnum(o['driver'], key(P, 'driver'), ['userspace', 'linux', 'none'] as const),
+    driver:
+      o['driver'] === undefined
+        ? 'userspace'
+        : readEnum(o['driver'], key(P, 'driver'), ['userspace', 'linux', 'none'] as const),
     listenAddress,
     vxlanPort: ports('vxlan-port', 4789),
     greUdpPort: ports('gre-port', 4754),
     mplsUdpPort: ports('mpls-port', 6635),
-    interfaces: inputs.interfaces.map((i) => ({ ...i.dp, name: i.name, context: i.context, addresses: i.addresses })),
+    interfaces: inputs.interfaces.map((i) => ({
+      ...i.dp,
+      name: i.name,
+      context: i.context,
+      addresses: i.addresses,
+    })),
     zones,
     qos,
     tunnelQos,
     neighbor,
-    icmpRatePerSecond: o['icmp-rate'] === undefined ? 100 : readInt(o['icmp-rate'], key(P, 'icmp-rate'), 0, 100000),
+    icmpRatePerSecond:
+      o['icmp-rate'] === undefined ? 100 : readInt(o['icmp-rate'], key(P, 'icmp-rate'), 0, 100000),
   };
 }
 
-function readZones(v: unknown, path: string, zoneSet: ReadonlySet<string>, inputs: DataplaneInputs): ZonePolicy {
+function readZones(
+  v: unknown,
+  path: string,
+  zoneSet: ReadonlySet<string>,
+  inputs: DataplaneInputs,
+): ZonePolicy {
   const o = readObject(v ?? {}, path, ['default-action', 'intra-zone', 'rules', 'flows', 'self']);
   const rules = each(readList(o['rules'], key(path, 'rules')), (r, i) =>
     readZoneRule(r, index(key(path, 'rules'), i), zoneSet),
   );
-  const f = readObject(o['flows'] ?? {}, key(path, 'flows'), ['max', 'tcp-established', 'tcp-transitory', 'udp', 'icmp']);
-  const secs = (k: string, d: number): number => (f[k] === undefined ? d : readInt(f[k], key(path, `flows.${k}`), 1, 86400));
+  const f = readObject(o['flows'] ?? {}, key(path, 'flows'), [
+    'max',
+    'tcp-established',
+    'tcp-transitory',
+    'udp',
+    'icmp',
+  ]);
+  const secs = (k: string, d: number): number =>
+    f[k] === undefined ? d : readInt(f[k], key(path, `flows.${k}`), 1, 86400);
   const s = readObject(o['self'] ?? {}, key(path, 'self'), ['icmp', 'allow']);
   return {
     zones: [...zoneSet].sort(),
     defaultAction:
-      o['default-action'] === undefined ? 'deny' : readEnum(o['default-action'], key(path, 'default-action'), ['allow', 'deny'] as const),
-    intraZone: o['intra-zone'] === undefined ? 'allow' : readEnum(o['intra-zone'], key(path, 'intra-zone'), ['allow', 'deny'] as const),
+      o['default-action'] === undefined
+        ? 'deny'
+        : readEnum(o['default-action'], key(path, 'default-action'), ['allow', 'deny'] as const),
+    intraZone:
+      o['intra-zone'] === undefined
+        ? 'allow'
+        : readEnum(o['intra-zone'], key(path, 'intra-zone'), ['allow', 'deny'] as const),
     rules,
     flows: {
       max: f['max'] === undefined ? 65536 : readInt(f['max'], key(path, 'flows.max'), 16, 16_000_000),
@@ -391,7 +469,10 @@ function readZones(v: unknown, path: string, zoneSet: ReadonlySet<string>, input
       bgpPeers: inputs.bgpPeers,
       bfdPeers: inputs.bfdPeers,
       allow: readList(s['allow'], key(path, 'self.allow')).map((m, i) =>
-        readMatch(readObject(m, index(key(path, 'self.allow'), i), MATCH_KEYS), index(key(path, 'self.allow'), i)),
+        readMatch(
+          readObject(m, index(key(path, 'self.allow'), i), MATCH_KEYS),
+          index(key(path, 'self.allow'), i),
+        ),
       ),
     },
   };

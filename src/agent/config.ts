@@ -31,7 +31,12 @@ import {
 import type { SpeakerConfig } from '../bgp/speaker.ts';
 import { collect, each, readBool, readHostPort, readIPv4, soft } from './config-read.ts';
 import { readBgp } from './config-bgp.ts';
-import { INTERFACE_DP_KEYS, readDataplane, readDpInterfaceFields, type DpInterfaceFields } from './config-dataplane.ts';
+import {
+  INTERFACE_DP_KEYS,
+  readDataplane,
+  readDpInterfaceFields,
+  type DpInterfaceFields,
+} from './config-dataplane.ts';
 import type { DataplaneConfig } from '../dataplane/types.ts';
 
 /** A configuration problem: `path` names the field. */
@@ -298,7 +303,9 @@ function buildOnce(raw: unknown): AgentConfig {
       bgpPeers: contexts.flatMap((c) => (c.speaker?.neighbors ?? []).map((n) => parseAddress(n.address))),
       bfdPeers: contexts.flatMap((c) => [
         ...c.staticRoutes.flatMap((r) => (r.bfd && r.nextHop !== undefined ? [r.nextHop] : [])),
-        ...(c.speaker?.neighbors ?? []).flatMap((n) => (n.bfd === undefined ? [] : [parseAddress(n.address)])),
+        ...(c.speaker?.neighbors ?? []).flatMap((n) =>
+          n.bfd === undefined ? [] : [parseAddress(n.address)],
+        ),
       ]),
     }),
   );

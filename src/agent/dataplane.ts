@@ -14,13 +14,13 @@ export interface DataplaneLog {
 }
 
 export class AgentDataplane {
-  readonly driver: UserspaceDriver;
+  driver: UserspaceDriver;
   private readonly dirty = new Set<string>();
   private scheduled = false;
   private readonly unsubscribe: (() => void)[] = [];
 
   constructor(
-    readonly config: DataplaneConfig,
+    public config: DataplaneConfig,
     private readonly contexts: ReadonlyMap<string, RoutingContext>,
     private readonly log: DataplaneLog,
   ) {
@@ -40,6 +40,22 @@ export class AgentDataplane {
       },
       'data plane started',
     );
+  }
+
+  /**
+   * A new data plane configuration (or new contexts): a new driver replaces the old one, keeping
+   * the counters of interfaces that kept their name and the flow table. Packets arriving during
+   * the swap (a few milliseconds while the sockets re-bind) are lost.
+   */
+  async reconfigure(config: DataplaneConfig): Promise<void> {
+    const old = this.driver;
+    for (const u of this.unsubscribe) u();
+    this.unsubscribe.length = 0;
+    await old.stop();
+    this.config = config;
+    this.driver = new UserspaceDriver(config, { contexts: [...this.contexts.keys()], log: this.log });
+    this.driver.forwarder.adopt(old.forwarder, Date.now());
+    await this.start();
   }
 
   private follow(ctx: RoutingContext): void {

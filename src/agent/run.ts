@@ -13,7 +13,15 @@ import { buildAgentApi } from './api.ts';
 import { RoutingContext } from '../routing/context.ts';
 import { BfdManager, type BfdStateChange } from '../bfd/transport.ts';
 import { formatAddress, makePrefix, parseAddress, prefixContains } from '../lib/ip.ts';
-import { applyConfig, createContext, wireVpn, type ApplyReport, type Runtime } from './apply.ts';
+import {
+  ApplyRefused,
+  applyConfig,
+  createContext,
+  wireVpn,
+  type ApplyReport,
+  type Runtime,
+} from './apply.ts';
+import { canonicalKey } from '../bgp/speaker.ts';
 import { AgentDataplane } from './dataplane.ts';
 
 export interface RunningAgent {
@@ -116,7 +124,22 @@ export async function startAgent(
   // Reconfiguration is serialized: one apply at a time.
   let applying: Promise<unknown> = Promise.resolve();
   const apply = (next: AgentConfig): Promise<ApplyReport> => {
-    const run = applying.then(() => applyConfig(rt, next));
+    const run = applying.then(async () => {
+      if ((next.dataplane === undefined) !== (dataplane === undefined))
+        throw new ApplyRefused('adding or removing the data plane needs a restart of the agent');
+      const prevDp = canonicalKey(rt.cfg.dataplane ?? null);
+      const prevContexts = [...contexts.keys()].join(',');
+      const report = await applyConfig(rt, next);
+      if (
+        dataplane !== undefined &&
+        next.dataplane !== undefined &&
+        (canonicalKey(next.dataplane) !== prevDp || [...contexts.keys()].join(',') !== prevContexts)
+      ) {
+        await dataplane.reconfigure(next.dataplane);
+        report.changes.push('dataplane: reconfigured (counters and flows kept)');
+      }
+      return report;
+    });
     applying = run.catch(() => undefined);
     return run;
   };

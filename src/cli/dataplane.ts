@@ -34,14 +34,48 @@ interface IfaceView {
 
 export function formatInterfaces(list: readonly IfaceView[]): string {
   const t = new Table({
-    head: ['Interface', 'Kind', 'VRF', 'Zone', 'Id', 'Addresses', 'In pkts', 'In bytes', 'Out pkts', 'Out bytes', 'Drops'],
+    head: [
+      'Interface',
+      'Kind',
+      'VRF',
+      'Zone',
+      'Id',
+      'Addresses',
+      'In pkts',
+      'In bytes',
+      'Out pkts',
+      'Out bytes',
+      'Drops',
+    ],
     style: { head: [], border: [] },
   });
   for (const i of list) {
     const id =
-      i.vni !== null ? `vni ${i.vni}` : i.vsid !== null ? `vsid ${i.vsid}` : i.vlan !== null ? `vlan ${i['outer-vlan'] !== null ? `${i['outer-vlan']}.` : ''}${i.vlan}` : '';
-    const drops = Object.entries(i.counters.drops).map(([k, v]) => `${k}:${v}`).join(' ');
-    t.push([i.name, i.kind, i.vrf, i.zone ?? '', id, i.addresses.join(' '), i.counters['in-packets'], i.counters['in-bytes'], i.counters['out-packets'], i.counters['out-bytes'], drops].map(String));
+      i.vni !== null
+        ? `vni ${i.vni}`
+        : i.vsid !== null
+          ? `vsid ${i.vsid}`
+          : i.vlan !== null
+            ? `vlan ${i['outer-vlan'] !== null ? `${i['outer-vlan']}.` : ''}${i.vlan}`
+            : '';
+    const drops = Object.entries(i.counters.drops)
+      .map(([k, v]) => `${k}:${v}`)
+      .join(' ');
+    t.push(
+      [
+        i.name,
+        i.kind,
+        i.vrf,
+        i.zone ?? '',
+        id,
+        i.addresses.join(' '),
+        i.counters['in-packets'],
+        i.counters['in-bytes'],
+        i.counters['out-packets'],
+        i.counters['out-bytes'],
+        drops,
+      ].map(String),
+    );
   }
   return t.toString();
 }
@@ -65,8 +99,8 @@ export function dataplaneCommands(program: Command): void {
       }
       await pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), createWriteStream(o.write));
     });
-  program
-    .commands.find((c) => c.name() === 'show')!
+  program.commands
+    .find((c) => c.name() === 'show')!
     .command('interfaces')
     .description('data plane attachments and their counters')
     .option('--api <url>', 'agent API base URL', API)
@@ -75,6 +109,8 @@ export function dataplaneCommands(program: Command): void {
       const res = await fetch(new URL('/api/v1/dataplane/interfaces', o.api));
       const body = (await res.json()) as { interfaces: IfaceView[]; message?: string };
       if (!res.ok) throw new Error(`${res.status} ${body.message ?? res.statusText}`);
-      process.stdout.write((o.json === true ? JSON.stringify(body, null, 2) : formatInterfaces(body.interfaces)) + '\n');
+      process.stdout.write(
+        (o.json === true ? JSON.stringify(body, null, 2) : formatInterfaces(body.interfaces)) + '\n',
+      );
     });
 }

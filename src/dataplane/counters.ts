@@ -65,6 +65,11 @@ export class Counters {
     this.v[i * STRIDE + FIXED + reason]! += 1;
   }
 
+  /** Carries interface `from` of `old` into interface `to` here (reconfiguration keeps counts). */
+  adopt(old: Counters, from: number, to: number): void {
+    this.v.set(old.v.subarray(from * STRIDE, (from + 1) * STRIDE), to * STRIDE);
+  }
+
   read(i: number): InterfaceCounters {
     const b = i * STRIDE;
     const drops: Partial<Record<DropReason, number>> = {};

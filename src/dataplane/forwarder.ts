@@ -37,7 +37,14 @@ export const TUNNEL_GRE = 1;
 export const TUNNEL_MPLS = 2;
 
 /** The driver's send function: the payload of one UDP datagram to endpoint `ep`. */
-export type Transmit = (tunnel: number, ep: number, buf: Uint8Array, off: number, len: number, dscp: number) => void;
+export type Transmit = (
+  tunnel: number,
+  ep: number,
+  buf: Uint8Array,
+  off: number,
+  len: number,
+  dscp: number,
+) => void;
 /** Capture tap: a frame seen on interface `iface` (`out`: leaving). */
 export type Tap = (iface: number, buf: Uint8Array, off: number, len: number, out: boolean) => void;
 
@@ -46,7 +53,13 @@ const KIND_VLAN = 1;
 const KIND_QINQ = 2;
 const KIND_NVGRE = 3;
 const KIND_MPLS = 4;
-const KIND_CODE = { vxlan: KIND_VXLAN, vlan: KIND_VLAN, qinq: KIND_QINQ, nvgre: KIND_NVGRE, 'mpls-udp': KIND_MPLS };
+const KIND_CODE = {
+  vxlan: KIND_VXLAN,
+  vlan: KIND_VLAN,
+  qinq: KIND_QINQ,
+  nvgre: KIND_NVGRE,
+  'mpls-udp': KIND_MPLS,
+};
 
 /** Room for the largest header we put in front of an IP packet: GRE 8 + Ethernet 14 + 2 tags. */
 const MAX_HEADROOM = 8 + 14 + 8;
@@ -86,7 +99,10 @@ function tagKey(outer: number, inner: number): number {
 }
 
 function mac48(buf: Uint8Array, off: number): number {
-  return (buf[off]! * 0x10000 + (buf[off + 1]! << 8) + buf[off + 2]!) * 0x1000000 + ((buf[off + 3]! << 16) | (buf[off + 4]! << 8) | buf[off + 5]!);
+  return (
+    (buf[off]! * 0x10000 + (buf[off + 1]! << 8) + buf[off + 2]!) * 0x1000000 +
+    ((buf[off + 3]! << 16) | (buf[off + 4]! << 8) | buf[off + 5]!)
+  );
 }
 
 export class Forwarder {
@@ -114,7 +130,10 @@ export class Forwarder {
   /** Own addresses per context: IPv4 number -> interface; IPv6 by hash (verified). */
   private readonly own4: Map<number, number>[] = [];
 
-  constructor(readonly config: DataplaneConfig, contextNames: readonly string[]) {
+  constructor(
+    readonly config: DataplaneConfig,
+    contextNames: readonly string[],
+  ) {
     const zones = config.zones.zones;
     const cfgs = config.interfaces;
     const ctxIndex = (name: string): number => {
@@ -128,7 +147,9 @@ export class Forwarder {
       const index = this.ifaces.length + 1;
       const trunk = c.trunk === undefined ? -1 : this.byName.get(c.trunk)!.index;
       const remotes =
-        trunk >= 0 ? this.ifaces[trunk - 1]!.remotes : (c.remotes ?? []).map((r) => this.endpoint(r.address, r.port));
+        trunk >= 0
+          ? this.ifaces[trunk - 1]!.remotes
+          : (c.remotes ?? []).map((r) => this.endpoint(r.address, r.port));
       const ll = linkLocalFromMac(c.mac);
       const f: Iface = {
         index,
@@ -142,7 +163,10 @@ export class Forwarder {
         remotes,
         trunk,
         vni: c.vni ?? -1,
-        qos: c.qosPolicy === undefined ? undefined : new QosEngine(config.qos.find((q) => q.name === c.qosPolicy)!),
+        qos:
+          c.qosPolicy === undefined
+            ? undefined
+            : new QosEngine(config.qos.find((q) => q.name === c.qosPolicy)!),
         macs: new Map(),
         subs: new Map(),
       };
@@ -164,8 +188,14 @@ export class Forwarder {
       })),
     );
     this.counters = new Counters(this.ifaces.length);
-    this.neighbors = new NeighborTable(this.ifaces.length, config.neighbor.reachableSeconds * 1000, config.neighbor.queuePerNextHop);
-    this.firewall = new ZoneFirewall(config.zones, config.zones.zones, { hashSeed: (Math.random() * 0x7fffffff) | 0 });
+    this.neighbors = new NeighborTable(
+      this.ifaces.length,
+      config.neighbor.reachableSeconds * 1000,
+      config.neighbor.queuePerNextHop,
+    );
+    this.firewall = new ZoneFirewall(config.zones, config.zones.zones, {
+      hashSeed: (Math.random() * 0x7fffffff) | 0,
+    });
     this.self = new SelfGuard(config.zones.self);
     this.local = new LocalStack(this, config.icmpRatePerSecond);
     this.neighborEvents = {
@@ -183,6 +213,20 @@ export class Forwarder {
     this.endpoints.push({ address: canon, port, family: canon.includes(':') ? 6 : 4 });
     this.endpointByAddr.set(canon, this.endpoints.length - 1);
     return this.endpoints.length - 1;
+  }
+
+  /**
+   * Takes over the state of the forwarder this one replaces: counters of interfaces that kept
+   * their name (accounting must not restart at zero) and the flow table (allowed connections
+   * survive a reconfiguration).
+   */
+  adopt(old: Forwarder, now: number): void {
+    this.counters.adopt(old.counters, 0, 0);
+    for (const f of this.ifaces) {
+      const o = old.byName.get(f.cfg.name);
+      if (o !== undefined) this.counters.adopt(old.counters, o.index, f.index);
+    }
+    this.firewall.adoptFlows(old.firewall, now);
   }
 
   /** Installs a context's routes from the agent's FIB (diffed). */
@@ -217,7 +261,8 @@ export class Forwarder {
     if (tunnel === TUNNEL_GRE) {
       const off = gre.parseGre(buf, 0, end, this.greInfo);
       const g = this.greInfo;
-      const f = off < 0 || g.protocol !== eth.ETHERTYPE_TEB || !g.hasKey ? undefined : this.byVsid.get(g.key >>> 8);
+      const f =
+        off < 0 || g.protocol !== eth.ETHERTYPE_TEB || !g.hasKey ? undefined : this.byVsid.get(g.key >>> 8);
       if (f === undefined || !f.remotes.includes(ep)) return this.counters.drop(0, DROP['bad-encapsulation']);
       return this.ethernetIn(f, buf, off, end, ep, now);
     }
@@ -276,7 +321,7 @@ export class Forwarder {
     fillInfo4(p, buf, l3, hl, total);
     const own = this.own4[f.ctx]!.get(p.dst4);
     if (own !== undefined) return this.local.ipv4ToUs(f, p, now);
-    if (p.dst4 === 0xffffffff || (p.dst4 >>> 28) === 14) return this.counters.drop(f.index, DROP.unsupported);
+    if (p.dst4 === 0xffffffff || p.dst4 >>> 28 === 14) return this.counters.drop(f.index, DROP.unsupported);
     if (buf[l3 + 8]! <= 1) {
       this.counters.drop(f.index, DROP['ttl-exceeded']);
       return this.local.icmpError(f, p, now, 'time-exceeded');
@@ -331,7 +376,10 @@ export class Forwarder {
     if (out.zone !== inIf.zone || out.zone >= 0) {
       const verdict = this.firewall.check(p, inIf.ctx, inIf.zone, out.zone, now);
       if (verdict >= VERDICT.DENY_RULE) {
-        this.counters.drop(inIf.index, verdict === VERDICT.DENY_FLOW_TABLE_FULL ? DROP['flow-table-full'] : DROP.acl);
+        this.counters.drop(
+          inIf.index,
+          verdict === VERDICT.DENY_FLOW_TABLE_FULL ? DROP['flow-table-full'] : DROP.acl,
+        );
         return;
       }
     }
@@ -355,21 +403,44 @@ export class Forwarder {
   }
 
   /** Sends an IP packet (already rewritten) to the next hop on `out`, resolving it if needed. */
-  toNextHop(out: Iface, nh: NextHop | undefined, family: 4 | 6, buf: Uint8Array, l3: number, len: number, dstOff: number, dscp: number, now: number): void {
+  toNextHop(
+    out: Iface,
+    nh: NextHop | undefined,
+    family: 4 | 6,
+    buf: Uint8Array,
+    l3: number,
+    len: number,
+    dstOff: number,
+    dscp: number,
+    now: number,
+  ): void {
     if (out.kind === KIND_MPLS) return this.encapsulate(out, undefined, family, buf, l3, len, dscp);
     let n: Neighbor | undefined;
     let gw4 = 0;
     let gw6: Uint8Array | undefined;
     if (family === 4) {
-      gw4 = nh?.gw4 ?? ((buf[dstOff]! << 24) | (buf[dstOff + 1]! << 16) | (buf[dstOff + 2]! << 8) | buf[dstOff + 3]!) >>> 0;
+      gw4 =
+        nh?.gw4 ??
+        ((buf[dstOff]! << 24) | (buf[dstOff + 1]! << 16) | (buf[dstOff + 2]! << 8) | buf[dstOff + 3]!) >>> 0;
       n = this.neighbors.get4(out.index, gw4);
     } else {
       gw6 = nh?.gw6;
-      n = gw6 !== undefined ? this.neighbors.get6(out.index, gw6, 0) : this.neighbors.get6(out.index, buf, dstOff);
+      n =
+        gw6 !== undefined
+          ? this.neighbors.get6(out.index, gw6, 0)
+          : this.neighbors.get6(out.index, buf, dstOff);
     }
-    if (n !== undefined && n.state === REACHABLE && n.expires > now) return this.encapsulate(out, n, family, buf, l3, len, dscp);
+    if (n !== undefined && n.state === REACHABLE && n.expires > now)
+      return this.encapsulate(out, n, family, buf, l3, len, dscp);
     if (family === 6 && gw6 === undefined) gw6 = copyOut(buf, dstOff, dstOff + 16);
-    const queued = this.neighbors.enqueue(out.index, gw4, gw6, { buf, off: l3, len }, now, this.neighborEvents);
+    const queued = this.neighbors.enqueue(
+      out.index,
+      gw4,
+      gw6,
+      { buf, off: l3, len },
+      now,
+      this.neighborEvents,
+    );
     if (!queued) this.counters.drop(out.index, DROP['neighbor-unresolved']);
   }
 
@@ -377,7 +448,8 @@ export class Forwarder {
   flushWaiting(out: Iface, n: Neighbor, q: readonly Waiting[]): void {
     for (const w of q) {
       const family = w.buf[w.off]! >> 4 === 4 ? 4 : 6;
-      const dscp = family === 4 ? w.buf[w.off + 1]! >> 2 : ((w.buf[w.off]! & 0x0f) << 2) | (w.buf[w.off + 1]! >> 6);
+      const dscp =
+        family === 4 ? w.buf[w.off + 1]! >> 2 : ((w.buf[w.off]! & 0x0f) << 2) | (w.buf[w.off + 1]! >> 6);
       this.encapsulate(out, n, family, w.buf, w.off, w.len, dscp);
     }
   }
@@ -386,7 +458,16 @@ export class Forwarder {
    * Puts the link and tunnel headers in front of the IP packet at buf[l3..l3+len) and transmits.
    * `n` undefined on an Ethernet interface means broadcast / multicast to `dstMac` (flooded).
    */
-  encapsulate(out: Iface, n: Neighbor | undefined, family: 4 | 6, buf: Uint8Array, l3: number, len: number, dscp: number, dstMac?: Uint8Array): void {
+  encapsulate(
+    out: Iface,
+    n: Neighbor | undefined,
+    family: 4 | 6,
+    buf: Uint8Array,
+    l3: number,
+    len: number,
+    dscp: number,
+    dstMac?: Uint8Array,
+  ): void {
     const tunnelDscp = this.config.tunnelQos.mode === 'uniform' ? dscp : this.config.tunnelQos.outerDscp;
     if (out.kind === KIND_MPLS) {
       let b = buf;
@@ -397,7 +478,9 @@ export class Forwarder {
         o = 0;
       }
       const label = out.cfg.label ?? (family === 4 ? mpls.IPV4_EXPLICIT_NULL : mpls.IPV6_EXPLICIT_NULL);
-      const tc = out.qos?.lastMplsTc() ?? (this.config.tunnelQos.mode === 'uniform' ? dscp >> 3 : this.config.tunnelQos.outerDscp >> 3);
+      const tc =
+        out.qos?.lastMplsTc() ??
+        (this.config.tunnelQos.mode === 'uniform' ? dscp >> 3 : this.config.tunnelQos.outerDscp >> 3);
       const ttl = family === 4 ? b[o + 4 + 8]! : b[o + 4 + 7]!;
       mpls.writeLabel(b, o, label, tc, true, this.config.tunnelQos.mode === 'uniform' ? ttl : 255);
       this.counters.tx(out.index, len + 4);
@@ -497,7 +580,14 @@ function fillInfo4(p: PacketInfo, buf: Uint8Array, l3: number, hl: number, total
   fillL4(p, buf, l3 + total);
 }
 
-function fillInfo6(p: PacketInfo, buf: Uint8Array, l3: number, end: number, total: number, ul: ip6.UpperLayer): void {
+function fillInfo6(
+  p: PacketInfo,
+  buf: Uint8Array,
+  l3: number,
+  end: number,
+  total: number,
+  ul: ip6.UpperLayer,
+): void {
   p.family = 6;
   p.buf = buf;
   p.l3 = l3;

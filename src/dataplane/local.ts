@@ -48,12 +48,29 @@ export class LocalStack {
     if (arp.parseArp(buf, off, end, a) < 0) return this.fwd.counters.drop(f.index, DROP['bad-header']);
     const forUs = f.addrs4.includes(a.targetIp);
     // RFC 826 merge: update an existing entry; create one only when we are the target.
-    const q = this.fwd.neighbors.learn(f.index, a.senderIp, undefined, 0, buf, a.senderMacOff, ep, now, forUs);
+    const q = this.fwd.neighbors.learn(
+      f.index,
+      a.senderIp,
+      undefined,
+      0,
+      buf,
+      a.senderMacOff,
+      ep,
+      now,
+      forUs,
+    );
     if (q !== undefined) this.fwd.flushWaiting(f, this.fwd.neighbors.get4(f.index, a.senderIp)!, q);
     if (!forUs || a.op !== arp.ArpOp.REQUEST) return;
     const frame = new Uint8Array(HEAD + 14 + arp.ARP_LENGTH);
     const sender = copyOut(buf, a.senderMacOff, a.senderMacOff + 6);
-    const p = eth.writeEthernet(frame, HEAD, buf.subarray(srcMacOff, srcMacOff + 6), f.mac, eth.ETHERTYPE_ARP, ...this.tags(f));
+    const p = eth.writeEthernet(
+      frame,
+      HEAD,
+      buf.subarray(srcMacOff, srcMacOff + 6),
+      f.mac,
+      eth.ETHERTYPE_ARP,
+      ...this.tags(f),
+    );
     const e = arp.writeArp(frame, p, arp.ArpOp.REPLY, f.mac, a.targetIp, sender, a.senderIp);
     this.fwd.sendFrame(f, frame, HEAD, e - HEAD, ep);
   }
@@ -104,7 +121,8 @@ export class LocalStack {
     if (p.proto === PROTO_ICMPV6 && p.icmpType >= 133 && p.icmpType <= 136) return this.nd(f, p, now, ep);
     if (buf[p.l3 + 24] === 0xff) {
       // other multicast (MLD, ...): not for a router of this kind
-      if (p.proto === PROTO_ICMPV6 && p.icmpType === icmp6.Icmp6Type.ECHO_REQUEST) return this.echo6(f, p, now);
+      if (p.proto === PROTO_ICMPV6 && p.icmpType === icmp6.Icmp6Type.ECHO_REQUEST)
+        return this.echo6(f, p, now);
       return this.fwd.counters.drop(f.index, DROP.unsupported);
     }
     if (p.proto === PROTO_ICMPV6 && p.icmpType === icmp6.Icmp6Type.ECHO_REQUEST) return this.echo6(f, p, now);
@@ -125,7 +143,8 @@ export class LocalStack {
   private nd(f: Iface, p: PacketInfo, now: number, ep: number): void {
     const n = this.ndInfo;
     const buf = p.buf;
-    if (nd.parseNd(buf, p.l3, p.l3 + p.length, n) < 0) return this.fwd.counters.drop(f.index, DROP['bad-header']);
+    if (nd.parseNd(buf, p.l3, p.l3 + p.length, n) < 0)
+      return this.fwd.counters.drop(f.index, DROP['bad-header']);
     const nbr = this.fwd.neighbors;
     const srcOff = p.l3 + 8;
     const unspecified = isZero(buf, srcOff);
@@ -143,7 +162,15 @@ export class LocalStack {
       const dstMac = copyOut(buf, macOff, macOff + 6);
       const frame = new Uint8Array(HEAD + 22 + 40 + 32);
       const o = eth.writeEthernet(frame, HEAD, dstMac, f.mac, eth.ETHERTYPE_IPV6, ...this.tags(f));
-      const e = nd.writeNa(frame, o, target, dst, target, nd.NA_FLAG_ROUTER | nd.NA_FLAG_SOLICITED | nd.NA_FLAG_OVERRIDE, f.mac);
+      const e = nd.writeNa(
+        frame,
+        o,
+        target,
+        dst,
+        target,
+        nd.NA_FLAG_ROUTER | nd.NA_FLAG_SOLICITED | nd.NA_FLAG_OVERRIDE,
+        f.mac,
+      );
       return this.fwd.sendFrame(f, frame, HEAD, e - HEAD, ep);
     }
     if (n.type === icmp6.Icmp6Type.NEIGHBOR_ADVERTISEMENT) {
@@ -153,7 +180,8 @@ export class LocalStack {
       return;
     }
     if (n.type === icmp6.Icmp6Type.ROUTER_SOLICITATION) {
-      if (!unspecified && n.sourceLlaOff >= 0) nbr.learn(f.index, -1, buf, srcOff, buf, n.sourceLlaOff, ep, now, true);
+      if (!unspecified && n.sourceLlaOff >= 0)
+        nbr.learn(f.index, -1, buf, srcOff, buf, n.sourceLlaOff, ep, now, true);
       return this.advertise(f, ep);
     }
   }
@@ -184,7 +212,14 @@ export class LocalStack {
       prefixes,
     };
     const frame = new Uint8Array(HEAD + 22 + 40 + nd.raLength(ra));
-    const o = eth.writeEthernet(frame, HEAD, nd.multicastMac(nd.ALL_NODES, this.mcastMac), f.mac, eth.ETHERTYPE_IPV6, ...this.tags(f));
+    const o = eth.writeEthernet(
+      frame,
+      HEAD,
+      nd.multicastMac(nd.ALL_NODES, this.mcastMac),
+      f.mac,
+      eth.ETHERTYPE_IPV6,
+      ...this.tags(f),
+    );
     const e = nd.writeRa(frame, o, f.addrs6[0]!, nd.ALL_NODES, ra);
     this.fwd.sendFrame(f, frame, HEAD, e - HEAD, ep);
   }
@@ -207,7 +242,12 @@ export class LocalStack {
     const buf = p.buf;
     if (p.family === 4) {
       if (!icmp4.mayGenerateIcmpError(buf, p.l3, p.l3 + p.length)) return;
-      if (p.proto === PROTO_ICMP && p.icmpType !== icmp4.IcmpType.ECHO && p.icmpType !== icmp4.IcmpType.ECHO_REPLY) return;
+      if (
+        p.proto === PROTO_ICMP &&
+        p.icmpType !== icmp4.IcmpType.ECHO &&
+        p.icmpType !== icmp4.IcmpType.ECHO_REPLY
+      )
+        return;
       const src = f.addrs4[0];
       if (src === undefined || !this.allowIcmp(now)) return;
       const [type, code] =
@@ -221,7 +261,19 @@ export class LocalStack {
                 ? [icmp4.IcmpType.DEST_UNREACHABLE, icmp4.UnreachCode.FRAG_NEEDED]
                 : [icmp4.IcmpType.DEST_UNREACHABLE, icmp4.UnreachCode.PORT];
       const out = new Uint8Array(64 + icmp4.ICMP_ERROR_MAX_LENGTH);
-      const e = icmp4.writeIcmpError(out, 64, type, code, src, p.src4, buf, p.l3, p.length, 64, kind === 'too-big' ? icmp4.fragNeededRest(mtu) : 0);
+      const e = icmp4.writeIcmpError(
+        out,
+        64,
+        type,
+        code,
+        src,
+        p.src4,
+        buf,
+        p.l3,
+        p.length,
+        64,
+        kind === 'too-big' ? icmp4.fragNeededRest(mtu) : 0,
+      );
       return this.routeBack(f, 4, out, 64, e - 64, now);
     }
     const [type, code] =
@@ -239,7 +291,19 @@ export class LocalStack {
     const src = this.source6(f, buf, p.l3 + 8);
     const dst = copyOut(buf, p.l3 + 8, p.l3 + 24);
     const out = new Uint8Array(64 + 1280);
-    const e = icmp6.writeIcmp6Error(out, 64, type, code, src, dst, buf, p.l3, p.length, 64, kind === 'too-big' ? mtu : 0);
+    const e = icmp6.writeIcmp6Error(
+      out,
+      64,
+      type,
+      code,
+      src,
+      dst,
+      buf,
+      p.l3,
+      p.length,
+      64,
+      kind === 'too-big' ? mtu : 0,
+    );
     this.routeBack(f, 6, out, 64, e - 64, now);
   }
 
@@ -263,7 +327,13 @@ export class LocalStack {
     } else {
       const v =
         family === 4
-          ? tables.fib4.lookup(((buf[dstOff]! << 24) | (buf[dstOff + 1]! << 16) | (buf[dstOff + 2]! << 8) | buf[dstOff + 3]!) >>> 0)
+          ? tables.fib4.lookup(
+              ((buf[dstOff]! << 24) |
+                (buf[dstOff + 1]! << 16) |
+                (buf[dstOff + 2]! << 8) |
+                buf[dstOff + 3]!) >>>
+                0,
+            )
           : tables.fib6.lookup(buf, dstOff);
       if (v === 0) return;
       nh = this.fwd.tables.nextHops[v - 1]!;
@@ -298,7 +368,10 @@ function sameSubnet(f: Iface, a: number, b: number): boolean {
     if (x.address.length !== 4) continue;
     const len = x.prefix.len;
     const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-    if (((a & mask) >>> 0) === ((b & mask) >>> 0) && (((x.address[0]! << 24) | (x.address[1]! << 16) | (x.address[2]! << 8) | x.address[3]!) >>> 0) === a)
+    if (
+      (a & mask) >>> 0 === (b & mask) >>> 0 &&
+      ((x.address[0]! << 24) | (x.address[1]! << 16) | (x.address[2]! << 8) | x.address[3]!) >>> 0 === a
+    )
       return true;
   }
   return false;

@@ -66,7 +66,8 @@ export class RouteTables {
   }
 
   private intern(nh: NextHop): number {
-    const gw = nh.gw4 !== undefined ? String(nh.gw4) : nh.gw6 !== undefined ? Buffer.from(nh.gw6).toString('hex') : '';
+    const gw =
+      nh.gw4 !== undefined ? String(nh.gw4) : nh.gw6 !== undefined ? Buffer.from(nh.gw6).toString('hex') : '';
     const k = `${nh.action}/${nh.iface}/${gw}`;
     let n = this.nhIndex.get(k);
     if (n === undefined) {
@@ -127,7 +128,9 @@ export class RouteTables {
     const want = new Map<string, { prefix: Prefix; nh: number }>();
     // direct gateways first, then recursive ones (they resolve through the former)
     const rank = (r: DpRoute): number =>
-      r.nextHop === undefined || r.interface !== undefined || this.connected(ci, r.nextHop) !== undefined ? 0 : 1;
+      r.nextHop === undefined || r.interface !== undefined || this.connected(ci, r.nextHop) !== undefined
+        ? 0
+        : 1;
     const sorted = [...routes].sort((a, b) => rank(a) - rank(b));
     let changes = 0;
     for (const r of sorted) {
@@ -155,7 +158,9 @@ export class RouteTables {
 
   private isConnectedPrefix(ctx: number, p: Prefix): boolean {
     return this.ifaces.some(
-      (i) => i.context === ctx && i.subnets.some((s) => s.len === p.len && s.addr.length === p.addr.length && inPrefix(s, p.addr)),
+      (i) =>
+        i.context === ctx &&
+        i.subnets.some((s) => s.len === p.len && s.addr.length === p.addr.length && inPrefix(s, p.addr)),
     );
   }
 }

@@ -49,12 +49,14 @@ export class UserspaceDriver {
     // outer DSCPs known from the configuration get their socket before the first packet
     const dscps = new Set<number>([this.config.tunnelQos.outerDscp]);
     if (this.config.tunnelQos.mode === 'uniform')
-      for (const q of this.config.qos) for (const c of q.classes) if (c.setDscp !== undefined) dscps.add(c.setDscp);
+      for (const q of this.config.qos)
+        for (const c of q.classes) if (c.setDscp !== undefined) dscps.add(c.setDscp);
     dscps.delete(0);
     for (const t of need)
       for (const d of dscps) {
         const s = this.tosSocket(t, family, d);
-        if (s !== undefined) await new Promise<void>((r) => (this.bound.has(s) ? r() : s.once('listening', () => r())));
+        if (s !== undefined)
+          await new Promise<void>((r) => (this.bound.has(s) ? r() : s.once('listening', () => r())));
       }
     this.timer = setInterval(() => this.forwarder.tick(Date.now()), TICK_MS);
     this.timer.unref();
@@ -62,12 +64,18 @@ export class UserspaceDriver {
   }
 
   private async bind(tunnel: number, family: 4 | 6): Promise<void> {
-    const s = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
-    s.on('message', (msg, rinfo) => this.forwarder.receive(tunnel, msg, msg.length, rinfo.address, Date.now()));
+    const s = dgram.createSocket({
+      type: family === 6 ? 'udp6' : 'udp4',
+      recvBufferSize: 4 << 20,
+      sendBufferSize: 4 << 20,
+    });
+    s.on('message', (msg, rinfo) =>
+      this.forwarder.receive(tunnel, msg, msg.length, rinfo.address, Date.now()),
+    );
     s.on('error', (e) => this.opts.log?.warn({ err: e.message, tunnel }, 'data plane socket error'));
     await new Promise<void>((resolve, reject) => {
       s.once('error', reject);
-      s.bind(this.ports[tunnel]!, this.config.listenAddress, () => {
+      s.bind(this.ports[tunnel], this.config.listenAddress, () => {
         s.off('error', reject);
         resolve();
       });
@@ -97,9 +105,9 @@ export class UserspaceDriver {
     s = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', sendBufferSize: 4 << 20 });
     // bound synchronously enough: sends before 'listening' are queued by Node until bound
     s.bind(0, this.config.listenAddress, () => {
-      this.bound.add(s!);
+      this.bound.add(s);
       try {
-        setDscp(datagramFd(s!), family, dscp);
+        setDscp(datagramFd(s), family, dscp);
       } catch (e) {
         this.opts.log?.warn({ err: (e as Error).message, dscp }, 'cannot set the outer DSCP');
       }

@@ -23,7 +23,9 @@ export async function sh(cmd: string, args: readonly string[], input?: string): 
     let err = '';
     c.stdout.on('data', (d: Buffer) => (out += d.toString()));
     c.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    c.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')}: ${err}`))));
+    c.on('close', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')}: ${err}`)),
+    );
     c.stdin.end(input);
   });
 }
@@ -97,11 +99,19 @@ export class NetnsLab {
       exec: (cmd, args) => sh('ip', ['netns', 'exec', ns, cmd, ...args]),
       try: (cmd, args, timeoutMs = 15000) =>
         new Promise((resolve) => {
-          execFile('ip', ['netns', 'exec', ns, cmd, ...args], { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
-            resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, out: stdout + stderr }),
+          execFile(
+            'ip',
+            ['netns', 'exec', ns, cmd, ...args],
+            { timeout: timeoutMs, maxBuffer: 16 << 20 },
+            (err, stdout, stderr) =>
+              resolve({
+                code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1,
+                out: stdout + stderr,
+              }),
           );
         }),
-      spawn: (cmd, args) => spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'] }),
+      spawn: (cmd, args) =>
+        spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'] }),
     };
     this.vms.push(vm);
     await sh('ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
@@ -112,17 +122,32 @@ export class NetnsLab {
     await ip('link', 'set', 'eth0', 'up');
     const vx = ['link', 'add', 'vx0'];
     if (spec.mac !== undefined) vx.push('address', spec.mac);
-    vx.push('type', 'vxlan', 'id', String(spec.vni), 'remote', host, 'local', vtep, 'dstport', String(this.vcePort), 'dev', 'eth0');
+    vx.push(
+      'type',
+      'vxlan',
+      'id',
+      String(spec.vni),
+      'remote',
+      host,
+      'local',
+      vtep,
+      'dstport',
+      String(this.vcePort),
+      'dev',
+      'eth0',
+    );
     await ip(...vx);
     if (spec.mtu !== undefined) await ip('link', 'set', 'vx0', 'mtu', String(spec.mtu));
-    for (const a of spec.addresses) await ip('addr', 'add', a, 'dev', 'vx0', ...(a.includes(':') ? ['nodad'] : []));
+    for (const a of spec.addresses)
+      await ip('addr', 'add', a, 'dev', 'vx0', ...(a.includes(':') ? ['nodad'] : []));
     await sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.vx0.accept_ra=2']);
     // veth and vxlan offload the inner TCP/UDP checksum to a "NIC" that never computes it: the
     // datagram reaching the vCE's socket would carry a partial checksum. Real hosts finalize it.
     await sh('ip', ['netns', 'exec', ns, 'ethtool', '-K', 'vx0', 'tx', 'off']).catch(() => undefined);
     await ip('link', 'set', 'vx0', 'up');
     if (spec.gateway4 !== undefined) await ip('route', 'add', 'default', 'via', spec.gateway4);
-    if (spec.gateway6 !== undefined && spec.gateway6 !== 'ra') await ip('-6', 'route', 'add', 'default', 'via', spec.gateway6);
+    if (spec.gateway6 !== undefined && spec.gateway6 !== 'ra')
+      await ip('-6', 'route', 'add', 'default', 'via', spec.gateway6);
     return vm;
   }
 
