@@ -43,11 +43,16 @@ export function registerDataplaneRoutes(
   reg: Registry,
 ): void {
   const fwdOr404 = (reply: { status(n: number): { send(b: object): unknown } }): Forwarder | undefined => {
-    if (dp === undefined) {
-      reply.status(404).send({ error: 'not-found', message: 'this agent has no data plane configured' });
-      return undefined;
-    }
-    return dp.driver.forwarder;
+    const fwd = dp?.driver.forwarder;
+    if (fwd === undefined)
+      reply.status(404).send({
+        error: 'not-found',
+        message:
+          dp === undefined
+            ? 'this agent has no data plane configured'
+            : 'the linux driver forwards in the kernel: see `ip -s link`, `nft list table inet vce`',
+      });
+    return fwd;
   };
 
   app.get('/api/v1/dataplane/interfaces', async (_req, reply) => {
@@ -133,8 +138,8 @@ export function registerDataplaneRoutes(
   );
 
   // ---------------------------------------------------------------- metrics
-  if (dp === undefined) return;
-  let fwd = dp.driver.forwarder;
+  if (dp?.driver.forwarder === undefined) return;
+  let fwd: Forwarder = dp.driver.forwarder;
   const g = (
     name: string,
     help: string,
@@ -148,7 +153,7 @@ export function registerDataplaneRoutes(
       registers: [reg],
       collect() {
         this.reset();
-        fwd = dp.driver.forwarder; // the driver is replaced on reconfiguration
+        fwd = dp.driver.forwarder ?? fwd; // the driver is replaced on reconfiguration
         fill((l, v) => this.set(l, v));
       },
     });

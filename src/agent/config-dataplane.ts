@@ -329,6 +329,7 @@ export function readDataplane(v: unknown, inputs: DataplaneInputs): DataplaneCon
     'icmp-rate',
     'zones',
     'qos-policies',
+    'linux',
   ]);
   const P = 'dataplane';
   const byName = new Map(inputs.interfaces.map((i) => [i.name, i]));
@@ -402,7 +403,19 @@ export function readDataplane(v: unknown, inputs: DataplaneInputs): DataplaneCon
   }
   const listenAddress = o['listen'] === undefined ? '0.0.0.0' : readString(o['listen'], key(P, 'listen'));
   at(key(P, 'listen'), () => parseAddress(listenAddress));
+  let linux: DataplaneConfig['linux'];
+  if (o['linux'] !== undefined) {
+    const l = readObject(o['linux'], key(P, 'linux'), ['vrf-mode', 'netns']);
+    linux = {
+      vrfMode:
+        l['vrf-mode'] === undefined
+          ? 'policy-routing'
+          : readEnum(l['vrf-mode'], key(P, 'linux.vrf-mode'), ['vrf-device', 'policy-routing'] as const),
+      netns: l['netns'] === undefined ? undefined : readString(l['netns'], key(P, 'linux.netns')),
+    };
+  }
   return {
+    linux,
     driver:
       o['driver'] === undefined
         ? 'userspace'

@@ -7,6 +7,27 @@
 import type { RoutingContext } from '../routing/context.ts';
 import type { DataplaneConfig, DpRoute } from '../dataplane/types.ts';
 import { UserspaceDriver } from '../dataplane/drivers/userspace.ts';
+import { LinuxDriver } from '../dataplane/drivers/linux.ts';
+import type { Forwarder } from '../dataplane/forwarder.ts';
+
+/** What the agent needs of a driver. */
+export interface DataplaneDriver {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  syncRoutes(context: string, routes: readonly DpRoute[]): number;
+  /** The userspace forwarder (counters, capture); undefined for the kernel driver. */
+  readonly forwarder?: Forwarder;
+}
+
+function makeDriver(
+  config: DataplaneConfig,
+  contexts: readonly string[],
+  log: DataplaneLog,
+): DataplaneDriver {
+  return config.driver === 'linux'
+    ? new LinuxDriver(config, { contexts, log })
+    : new UserspaceDriver(config, { contexts, log });
+}
 
 export interface DataplaneLog {
   info(obj: object, msg: string): void;
@@ -14,7 +35,7 @@ export interface DataplaneLog {
 }
 
 export class AgentDataplane {
-  driver: UserspaceDriver;
+  driver: DataplaneDriver;
   private readonly dirty = new Set<string>();
   private scheduled = false;
   private readonly unsubscribe: (() => void)[] = [];
@@ -24,7 +45,7 @@ export class AgentDataplane {
     private readonly contexts: ReadonlyMap<string, RoutingContext>,
     private readonly log: DataplaneLog,
   ) {
-    this.driver = new UserspaceDriver(config, { contexts: [...contexts.keys()], log });
+    this.driver = makeDriver(config, [...contexts.keys()], log);
   }
 
   async start(): Promise<void> {
@@ -36,7 +57,7 @@ export class AgentDataplane {
       {
         driver: this.config.driver,
         interfaces: this.config.interfaces.length,
-        vxlanPort: this.driver.port(0),
+        vxlanPort: this.driver instanceof UserspaceDriver ? this.driver.port(0) : undefined,
       },
       'data plane started',
     );
@@ -53,8 +74,9 @@ export class AgentDataplane {
     this.unsubscribe.length = 0;
     await old.stop();
     this.config = config;
-    this.driver = new UserspaceDriver(config, { contexts: [...this.contexts.keys()], log: this.log });
-    this.driver.forwarder.adopt(old.forwarder, Date.now());
+    this.driver = makeDriver(config, [...this.contexts.keys()], this.log);
+    if (this.driver.forwarder !== undefined && old.forwarder !== undefined)
+      this.driver.forwarder.adopt(old.forwarder, Date.now());
     await this.start();
   }
 

@@ -164,6 +164,8 @@ export interface DataplaneConfig {
   readonly neighbor: { readonly reachableSeconds: number; readonly queuePerNextHop: number };
   /** ICMP errors we originate, per second (token bucket). */
   readonly icmpRatePerSecond: number;
+  /** Linux driver: VRF devices or (kernels without them) policy routing, and the namespace to use. */
+  readonly linux?: { readonly vrfMode: 'vrf-device' | 'policy-routing'; readonly netns?: string };
 }
 
 /** A route as the data plane needs it (from the context's FIB). */

@@ -35,7 +35,9 @@ describe.skipIf(!available)('userspace data plane with Linux VMs (netns + kernel
   let agent: RunningAgent;
   let port: number;
   let tmp: string;
-  let raw: { dataplane: { zones: { rules: object[] } } };
+  let raw: {
+    dataplane: { zones: { rules: object[] } & Record<string, unknown> } & Record<string, unknown>;
+  } & Record<string, unknown>;
   const vm: Record<string, Vm> = {};
 
   beforeAll(async () => {
@@ -274,7 +276,7 @@ describe.skipIf(!available)('userspace data plane with Linux VMs (netns + kernel
       { stdio: 'inherit' },
     );
     const exited = new Promise<number | null>((r) => cli.on('exit', (code) => r(code)));
-    const fwd = agent.dataplane!.driver.forwarder;
+    const fwd = agent.dataplane!.driver.forwarder!;
     const web = fwd.byName.get('web')!;
     await until(() => Promise.resolve(fwd.taps[web.index] !== undefined), 20000, 50);
     await vm['web']!.try('ping', ['-c', '2', '-i', '0.2', '-W', '2', '10.1.1.1']);
@@ -327,8 +329,8 @@ describe.skipIf(!available)('userspace data plane with Linux VMs (netns + kernel
   });
 
   it('reconfiguration: a new zone rule applies at once; counters and flows are kept', async () => {
-    const before = agent.dataplane!.driver.forwarder.counters.read(
-      agent.dataplane!.driver.forwarder.byName.get('web')!.index,
+    const before = agent.dataplane!.driver.forwarder!.counters.read(
+      agent.dataplane!.driver.forwarder!.byName.get('web')!.index,
     );
     raw.dataplane.zones.rules.push({
       name: 'db-to-app-8080',
@@ -340,7 +342,7 @@ describe.skipIf(!available)('userspace data plane with Linux VMs (netns + kernel
     });
     const report = await agent.apply(buildAgentConfig(raw));
     expect(report.changes).toContain('dataplane: reconfigured (counters and flows kept)');
-    const fwd = agent.dataplane!.driver.forwarder;
+    const fwd = agent.dataplane!.driver.forwarder!;
     expect(fwd.counters.read(fwd.byName.get('web')!.index)['in-packets']).toBeGreaterThanOrEqual(
       before['in-packets'],
     );

@@ -57,11 +57,14 @@ async function ok(cmd: string, args: readonly string[], input?: string): Promise
 
 const ipj = async (ns: string, ...args: string[]): Promise<Record<string, unknown>[]> =>
   JSON.parse(await ok('ip', ['-n', ns, '-j', ...args])) as Record<string, unknown>[];
-const inNs = (ns: string, cmd: string, ...args: string[]): Promise<ExecResult> => x('ip', ['netns', 'exec', ns, cmd, ...args]);
+const inNs = (ns: string, cmd: string, ...args: string[]): Promise<ExecResult> =>
+  x('ip', ['netns', 'exec', ns, cmd, ...args]);
 
 /** Packets counted by the rule of `chain` whose comment is `comment`. */
 async function counter(ns: string, chain: string, comment: string, table = 'vce'): Promise<number> {
-  const j = JSON.parse(await ok('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'chain', 'inet', table, chain])) as {
+  const j = JSON.parse(
+    await ok('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'chain', 'inet', table, chain]),
+  ) as {
     nftables: { rule?: { comment?: string; expr: Record<string, { packets?: number }>[] } }[];
   };
   const rule = j.nftables.find((o) => o.rule?.comment === comment)?.rule;
@@ -73,9 +76,20 @@ const ping = async (ns: string, dst: string, count = 2): Promise<boolean> =>
   (await inNs(ns, 'ping', '-n', '-q', '-c', String(count), '-i', '0.2', '-W', '1', dst)).code === 0;
 
 const mac = (n: number): Uint8Array => Uint8Array.of(0x02, 0x00, 0x5e, 0x10, 0x00, n);
-const addr = (cidr: string) => ({ address: parseAddress(cidr.split('/')[0]!), prefix: parsePrefix(cidr, true) });
+const addr = (cidr: string) => ({
+  address: parseAddress(cidr.split('/')[0]!),
+  prefix: parsePrefix(cidr, true),
+});
 
-function vxlan(name: string, context: string, zone: string | undefined, vni: number, remote: string | undefined, addrs: string[], extra: Partial<DpInterface> = {}): DpInterface {
+function vxlan(
+  name: string,
+  context: string,
+  zone: string | undefined,
+  vni: number,
+  remote: string | undefined,
+  addrs: string[],
+  extra: Partial<DpInterface> = {},
+): DpInterface {
   return {
     name,
     context,
@@ -118,7 +132,12 @@ const CONFIG: DataplaneConfig = {
   icmpRatePerSecond: 100,
 };
 
-const route = (context: string, prefix: string, rest: Partial<DpRoute>): DpRoute => ({ context, prefix: parsePrefix(prefix), action: 'forward', ...rest });
+const route = (context: string, prefix: string, rest: Partial<DpRoute>): DpRoute => ({
+  context,
+  prefix: parsePrefix(prefix),
+  action: 'forward',
+  ...rest,
+});
 const ROUTES: DpRoute[] = [
   route('red', '10.9.0.0/16', { nextHop: parseAddress('10.1.2.10'), interface: 'db0' }),
   route('red', '192.0.2.0/24', { action: 'blackhole' }),
@@ -129,9 +148,17 @@ const ROUTES: DpRoute[] = [
 const RED = 1001; // contexts sorted: blue 1000, red 1001
 const BLUE = 1000;
 
-const desired = (routes: readonly DpRoute[] = ROUTES): LinuxDesired => renderLinux(CONFIG, routes, { vrfMode: 'policy-routing' });
+const desired = (routes: readonly DpRoute[] = ROUTES): LinuxDesired =>
+  renderLinux(CONFIG, routes, { vrfMode: 'policy-routing' });
 
-async function addVm(ns: string, veth: string, underlay: string, vni: number, cidr: string, gw: string): Promise<void> {
+async function addVm(
+  ns: string,
+  veth: string,
+  underlay: string,
+  vni: number,
+  cidr: string,
+  gw: string,
+): Promise<void> {
   await ok('ip', ['netns', 'add', ns]);
   await ok('ip', ['-n', NS, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
   await ok('ip', ['-n', NS, 'link', 'set', veth, 'master', 'ubr', 'up']);
@@ -159,14 +186,27 @@ describe.skipIf(!ROOT && !CI)(
 
     beforeAll(async () => {
       await ok('ip', ['netns', 'add', NS]);
-      await ok('ip', ['-n', NS, '-batch', '-'], ['link set lo up', 'link add ubr type bridge', 'addr add 192.168.77.1/24 dev ubr', 'link set ubr up'].join('\n') + '\n');
+      await ok(
+        'ip',
+        ['-n', NS, '-batch', '-'],
+        [
+          'link set lo up',
+          'link add ubr type bridge',
+          'addr add 192.168.77.1/24 dev ubr',
+          'link set ubr up',
+        ].join('\n') + '\n',
+      );
       await Promise.all([
         addVm(VM.a, 'ua', '192.168.77.2', 101, '10.1.1.10/24', '10.1.1.1'),
         addVm(VM.b, 'ub', '192.168.77.3', 102, '10.1.2.10/24', '10.1.2.1'),
         addVm(VM.c, 'uc', '192.168.77.4', 201, '10.1.1.10/24', '10.1.1.254'),
       ]);
       // VM B counts EF-marked echo requests arriving: proof the vCE's marker rewrote the DSCP.
-      await ok('ip', ['netns', 'exec', VM.b, 'nft', '-f', '-'], 'table inet t {\n chain in {\n type filter hook input priority 0; policy accept;\n ip dscp ef icmp type echo-request counter comment "ef"\n }\n}\n');
+      await ok(
+        'ip',
+        ['netns', 'exec', VM.b, 'nft', '-f', '-'],
+        'table inet t {\n chain in {\n type filter hook input priority 0; policy accept;\n ip dscp ef icmp type echo-request counter comment "ef"\n }\n}\n',
+      );
       d = desired();
     });
 
@@ -184,7 +224,7 @@ describe.skipIf(!ROOT && !CI)(
       for (const l of d.links) {
         const k = links.find((x) => x['ifname'] === l.name);
         expect(k, l.name).toBeDefined();
-        const info = (k!['linkinfo'] as { info_kind: string; info_data: Record<string, unknown> });
+        const info = k!['linkinfo'] as { info_kind: string; info_data: Record<string, unknown> };
         expect(info.info_kind).toBe('vxlan');
         expect(info.info_data['id']).toBe(l.identity['id']);
         expect(info.info_data['local']).toBe('192.168.77.1');
@@ -196,10 +236,15 @@ describe.skipIf(!ROOT && !CI)(
         expect(k!['flags']).toContain('UP');
       }
       const addrs = await ipj(NS, 'addr', 'show', 'dev', 'web0');
-      const local = (addrs[0]!['addr_info'] as { local: string; prefixlen: number }[]).map((a) => `${a.local}/${a.prefixlen}`);
+      const local = (addrs[0]!['addr_info'] as { local: string; prefixlen: number }[]).map(
+        (a) => `${a.local}/${a.prefixlen}`,
+      );
       expect(local).toEqual(expect.arrayContaining(['10.1.1.1/24', '2001:db8:1::1/64']));
 
-      const fdb = JSON.parse(await ok('bridge', ['-n', NS, '-j', 'fdb', 'show', 'dev', 'web0'])) as { mac: string; dst?: string }[];
+      const fdb = JSON.parse(await ok('bridge', ['-n', NS, '-j', 'fdb', 'show', 'dev', 'web0'])) as {
+        mac: string;
+        dst?: string;
+      }[];
       expect(fdb.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst)).toEqual(['192.168.77.2']);
 
       const red = await ipj(NS, '-4', 'route', 'show', 'table', String(RED));
@@ -213,7 +258,11 @@ describe.skipIf(!ROOT && !CI)(
         ]),
       );
       const blue = await ipj(NS, '-4', 'route', 'show', 'table', String(BLUE));
-      expect(blue).toEqual(expect.arrayContaining([expect.objectContaining({ dst: '10.9.0.0/16', gateway: '10.1.1.10', dev: 'blue0' })]));
+      expect(blue).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ dst: '10.9.0.0/16', gateway: '10.1.1.10', dev: 'blue0' }),
+        ]),
+      );
       expect(blue.some((r) => r['dev'] === 'web0' || r['dev'] === 'db0')).toBe(false);
 
       const rules = await ipj(NS, '-4', 'rule', 'show');
@@ -227,12 +276,28 @@ describe.skipIf(!ROOT && !CI)(
         ]),
       );
       const rules6 = await ipj(NS, '-6', 'rule', 'show');
-      expect(rules6).toEqual(expect.arrayContaining([expect.objectContaining({ priority: 2001, iif: 'web0', table: String(RED) })]));
+      expect(rules6).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ priority: 2001, iif: 'web0', table: String(RED) }),
+        ]),
+      );
 
       expect((await inNs(NS, 'sysctl', '-n', 'net.ipv4.ip_forward')).stdout.trim()).toBe('1');
-      const nft = JSON.parse(await ok('ip', ['netns', 'exec', NS, 'nft', '-j', 'list', 'table', 'inet', 'vce'])) as { nftables: Record<string, { name?: string }>[] };
+      const nft = JSON.parse(
+        await ok('ip', ['netns', 'exec', NS, 'nft', '-j', 'list', 'table', 'inet', 'vce']),
+      ) as { nftables: Record<string, { name?: string }>[] };
       const chains = nft.nftables.filter((o) => o['chain'] !== undefined).map((o) => o['chain']!.name);
-      expect(chains).toEqual(expect.arrayContaining(['prerouting', 'output', 'forward', 'zones', 'input', 'postrouting', 'qos_mark']));
+      expect(chains).toEqual(
+        expect.arrayContaining([
+          'prerouting',
+          'output',
+          'forward',
+          'zones',
+          'input',
+          'postrouting',
+          'qos_mark',
+        ]),
+      );
       const sets = nft.nftables.filter((o) => o['set'] !== undefined).map((o) => o['set']!.name);
       expect(sets).toEqual(expect.arrayContaining(['vce_if', 'zoned', 'zone_web', 'zone_db']));
     });
@@ -243,20 +308,45 @@ describe.skipIf(!ROOT && !CI)(
         return r.code === 0 ? (JSON.parse(r.stdout) as Record<string, unknown>[])[0]! : r.stderr.trim();
       };
       // The same destination and source arrive on red and on blue: different tables, next hops.
-      expect(await get('route', 'get', '10.9.0.5', 'from', '10.1.1.10', 'iif', 'web0')).toMatchObject({ gateway: '10.1.2.10', dev: 'db0', table: String(RED) });
-      expect(await get('route', 'get', '10.9.0.5', 'from', '10.1.1.10', 'iif', 'blue0')).toMatchObject({ gateway: '10.1.1.10', dev: 'blue0', table: String(BLUE) });
+      expect(await get('route', 'get', '10.9.0.5', 'from', '10.1.1.10', 'iif', 'web0')).toMatchObject({
+        gateway: '10.1.2.10',
+        dev: 'db0',
+        table: String(RED),
+      });
+      expect(await get('route', 'get', '10.9.0.5', 'from', '10.1.1.10', 'iif', 'blue0')).toMatchObject({
+        gateway: '10.1.1.10',
+        dev: 'blue0',
+        table: String(BLUE),
+      });
       // Red's db subnet does not exist in blue: the catch-all unreachable answers, no leak to main.
-      expect(await get('route', 'get', '10.1.2.10', 'from', '10.1.1.10', 'iif', 'blue0')).toMatch(/unreachable|No route to host/i);
-      expect(await get('route', 'get', '10.1.2.10', 'from', '10.1.1.10', 'iif', 'web0')).toMatchObject({ dev: 'db0', table: String(RED) });
+      expect(await get('route', 'get', '10.1.2.10', 'from', '10.1.1.10', 'iif', 'blue0')).toMatch(
+        /unreachable|No route to host/i,
+      );
+      expect(await get('route', 'get', '10.1.2.10', 'from', '10.1.1.10', 'iif', 'web0')).toMatchObject({
+        dev: 'db0',
+        table: String(RED),
+      });
       // The vCE's own replies: source address -> context.
-      expect(await get('route', 'get', '10.1.1.10', 'from', '10.1.1.254')).toMatchObject({ dev: 'blue0', table: String(BLUE) });
-      expect(await get('route', 'get', '10.1.1.10', 'from', '10.1.1.1')).toMatchObject({ dev: 'web0', table: String(RED) });
+      expect(await get('route', 'get', '10.1.1.10', 'from', '10.1.1.254')).toMatchObject({
+        dev: 'blue0',
+        table: String(BLUE),
+      });
+      expect(await get('route', 'get', '10.1.1.10', 'from', '10.1.1.1')).toMatchObject({
+        dev: 'web0',
+        table: String(RED),
+      });
       // IPv6 rules and table.
-      expect(await get('-6', 'route', 'get', '2001:db8:9::1', 'from', '2001:db8:1::10', 'iif', 'web0')).toMatchObject({ gateway: '2001:db8:1::10', table: String(RED) });
+      expect(
+        await get('-6', 'route', 'get', '2001:db8:9::1', 'from', '2001:db8:1::10', 'iif', 'web0'),
+      ).toMatchObject({ gateway: '2001:db8:1::10', table: String(RED) });
     });
 
     it('real packets: the zone firewall, the self policy in both overlapping contexts, DSCP marking', async () => {
-      const [aToB, aToSelf, cToSelf] = await Promise.all([ping(VM.a, '10.1.2.10'), ping(VM.a, '10.1.1.1'), ping(VM.c, '10.1.1.254')]);
+      const [aToB, aToSelf, cToSelf] = await Promise.all([
+        ping(VM.a, '10.1.2.10'),
+        ping(VM.a, '10.1.1.1'),
+        ping(VM.c, '10.1.1.254'),
+      ]);
       expect(aToB, 'web -> db ICMP is allowed by the zone rule').toBe(true);
       expect(aToSelf, 'VM A pings the vCE in red').toBe(true);
       expect(cToSelf, 'VM C (same address as A) pings the vCE in blue').toBe(true);
@@ -272,12 +362,18 @@ describe.skipIf(!ROOT && !CI)(
 
     it('re-applying the same state runs nothing and changes nothing', async () => {
       const links = await ifindexes();
-      const table = JSON.parse(await ok('ip', ['netns', 'exec', NS, 'nft', '-j', 'list', 'table', 'inet', 'vce'])) as { nftables: { table?: { handle: number } }[] };
+      const table = JSON.parse(
+        await ok('ip', ['netns', 'exec', NS, 'nft', '-j', 'list', 'table', 'inet', 'vce']),
+      ) as { nftables: { table?: { handle: number } }[] };
       const plan = await applyLinux(d, target);
       expect(plan).toEqual({ ip: [], bridge: [], sysctl: [] });
       expect(await ifindexes()).toEqual(links);
-      const again = JSON.parse(await ok('ip', ['netns', 'exec', NS, 'nft', '-j', 'list', 'table', 'inet', 'vce'])) as { nftables: { table?: { handle: number } }[] };
-      expect(again.nftables.find((o) => o.table)?.table?.handle).toBe(table.nftables.find((o) => o.table)?.table?.handle);
+      const again = JSON.parse(
+        await ok('ip', ['netns', 'exec', NS, 'nft', '-j', 'list', 'table', 'inet', 'vce']),
+      ) as { nftables: { table?: { handle: number } }[] };
+      expect(again.nftables.find((o) => o.table)?.table?.handle).toBe(
+        table.nftables.find((o) => o.table)?.table?.handle,
+      );
     });
 
     it('a changed route and a damaged rule: the diff runs exactly those lines', async () => {
@@ -285,34 +381,52 @@ describe.skipIf(!ROOT && !CI)(
       await ok('ip', ['-n', NS, 'rule', 'del', 'pref', '2001', 'iif', 'db0', 'lookup', String(RED)]);
       await ok('ip', ['-n', NS, 'rule', 'add', 'pref', '2005', 'iif', 'lo', 'lookup', '1003']);
       const links = await ifindexes();
-      const changed = ROUTES.map((r) => (r.context === 'red' && r.prefix.len === 16 ? { ...r, nextHop: parseAddress('10.1.2.11') } : r));
+      const changed = ROUTES.map((r) =>
+        r.context === 'red' && r.prefix.len === 16 ? { ...r, nextHop: parseAddress('10.1.2.11') } : r,
+      );
       d = desired(changed);
       const plan = await applyLinux(d, target);
       expect(plan).toEqual({
-        ip: [`route replace 10.9.0.0/16 via 10.1.2.11 dev db0 table ${RED}`, 'rule del pref 2005 iif lo lookup 1003', `rule add pref 2001 iif db0 lookup ${RED}`],
+        ip: [
+          `route replace 10.9.0.0/16 via 10.1.2.11 dev db0 table ${RED}`,
+          'rule del pref 2005 iif lo lookup 1003',
+          `rule add pref 2001 iif db0 lookup ${RED}`,
+        ],
         bridge: [],
         sysctl: [],
       });
       const red = await ipj(NS, '-4', 'route', 'show', 'table', String(RED));
-      expect(red).toEqual(expect.arrayContaining([expect.objectContaining({ dst: '10.9.0.0/16', gateway: '10.1.2.11' })]));
+      expect(red).toEqual(
+        expect.arrayContaining([expect.objectContaining({ dst: '10.9.0.0/16', gateway: '10.1.2.11' })]),
+      );
       const rules = await ipj(NS, '-4', 'rule', 'show');
-      expect(rules).toEqual(expect.arrayContaining([expect.objectContaining({ priority: 2001, iif: 'db0' })]));
+      expect(rules).toEqual(
+        expect.arrayContaining([expect.objectContaining({ priority: 2001, iif: 'db0' })]),
+      );
       expect(rules.some((r) => r['priority'] === 2005)).toBe(false);
       expect(await ifindexes()).toEqual(links);
-      expect(planLinuxFull(await readLinuxState(target, Object.keys(d.sysctls)), d)).toEqual({ ip: [], bridge: [], sysctl: [] });
+      expect(planLinuxFull(await readLinuxState(target, Object.keys(d.sysctls)), d)).toEqual({
+        ip: [],
+        bridge: [],
+        sysctl: [],
+      });
     });
 
     it('removes everything it owns and nothing else', async () => {
       const plan = await removeLinux(target);
       expect(plan.nft).toBe('delete table inet vce\n');
       const links = await ipj(NS, 'link', 'show');
-      expect(links.filter((l) => String(l['ifalias'] ?? '').startsWith('vce:'))).toEqual([]);
+      expect(
+        links.filter((l) => typeof l['ifalias'] === 'string' && l['ifalias'].startsWith('vce:')),
+      ).toEqual([]);
       expect(links.map((l) => l['ifname'])).toEqual(expect.arrayContaining(['ubr', 'ua', 'ub', 'uc']));
       for (const fam of ['-4', '-6']) {
         const routes = await ipj(NS, fam, 'route', 'show', 'table', 'all');
         expect(routes.filter((r) => r['table'] === String(RED) || r['table'] === String(BLUE))).toEqual([]);
         const rules = await ipj(NS, fam, 'rule', 'show');
-        expect(rules.filter((r) => (r['priority'] as number) >= 2000 && (r['priority'] as number) < 2256)).toEqual([]);
+        expect(
+          rules.filter((r) => (r['priority'] as number) >= 2000 && (r['priority'] as number) < 2256),
+        ).toEqual([]);
       }
       expect((await inNs(NS, 'nft', 'list', 'table', 'inet', 'vce')).code).not.toBe(0);
       expect(await removeLinux(target)).toEqual({ ip: [], bridge: [], sysctl: [] });
@@ -320,7 +434,8 @@ describe.skipIf(!ROOT && !CI)(
 
     // iproute2 reports its own parse errors with a usage text or "unknown" / "wrong" / "garbage";
     // everything else comes from the kernel (a missing feature here, which is fine).
-    const PARSE_ERROR = /Usage:|unknown command|is wrong|garbage|Garbage|Command line is not complete|Option .* is unknown/;
+    const PARSE_ERROR =
+      /Usage:|unknown command|is wrong|garbage|Garbage|Command line is not complete|Option .* is unknown/;
 
     for (const mode of ['policy-routing', 'vrf-device'] as const satisfies readonly VrfMode[])
       it(`${mode}: iproute2 parses every golden line (VRF, VLAN, gretap+fou, ipip mplsip, MPLS routes) and nft -c accepts the table`, async () => {
@@ -329,7 +444,9 @@ describe.skipIf(!ROOT && !CI)(
         const g = renderLinux(THREE_TIER_CONFIG, THREE_TIER_ROUTES, { vrfMode: mode });
         // Stand-ins (bridges) for the links this kernel cannot create, so that later lines naming
         // them as master / lower device / route device get past iproute2's name lookups.
-        const missing = g.links.filter((l) => l.kind !== 'vxlan').map((l) => `link add ${l.name} type bridge`);
+        const missing = g.links
+          .filter((l) => l.kind !== 'vxlan')
+          .map((l) => `link add ${l.name} type bridge`);
         await ok('ip', ['-n', ns, '-batch', '-'], missing.join('\n') + '\n');
         const plan = planLinuxFull(EMPTY_CURRENT, g);
         const bad: string[] = [];
@@ -348,7 +465,9 @@ describe.skipIf(!ROOT && !CI)(
         expect(bad).toEqual([]);
         expect(ran).toBe(plan.ip.length);
         // The classifier itself: a real parse error is caught.
-        expect((await x('ip', ['-n', ns, 'link', 'add', 'bad0', 'type', 'gretap', 'keyy', '1'])).stderr).toMatch(PARSE_ERROR);
+        expect(
+          (await x('ip', ['-n', ns, 'link', 'add', 'bad0', 'type', 'gretap', 'keyy', '1'])).stderr,
+        ).toMatch(PARSE_ERROR);
         const check = await x('ip', ['netns', 'exec', ns, 'nft', '-c', '-f', '-'], g.nft);
         expect(check.stderr).toBe('');
         expect(check.code).toBe(0);

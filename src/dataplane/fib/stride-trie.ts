@@ -14,18 +14,19 @@
  *   slot it is that of the cover: the longest prefix containing everything under the slot.
  *   Per node, `cover[n]` is that prefix's value and `refs[n]` counts what lives in the node:
  *   prefixes of length (s, s+8] for a node at bit s, child nodes and leaf records.
- * - Leaf records (IPv6 only; path compression for sparse long prefixes): a slot whose subtree
- *   holds exactly one prefix may point to a record {prefix words, length, value, cover value}
- *   instead of a chain of nodes; a lookup reaching it compares the address with the prefix and
- *   returns the value or the cover. A record is expanded into a node when a second prefix
- *   arrives under its slot, and a node left with a single prefix or record is folded back.
+ * - Leaf records (path compression at the bottom): a slot whose subtree holds exactly one
+ *   prefix points to a record {prefix words, length, value, cover value} instead of a chain of
+ *   nodes; a lookup reaching it compares the address with the prefix and returns the value or
+ *   the cover. A record turns into a node when a second prefix arrives under its slot, and a
+ *   node left holding one prefix or record (directly or through single-child nodes) is folded
+ *   back into one, so the shape depends only on the prefix set, not on the order of updates.
  *
  * Invariants (the differential tests in test/unit/lpm.test.ts check the observable ones):
  * - every slot shows the longest stored prefix that covers it (controlled prefix expansion):
  *   a prefix of length L in a node at bit s fills the 2^(s+8-L) slots it spans, except those
  *   filled by longer prefixes (lens > L+1), and is pushed into child nodes and leaf covers;
- * - a node exists iff refs > 0; an emptied node is freed (free list, reused before the pool
- *   grows) and its parent slot gets the cover value back;
+ * - a node exists iff more than one prefix lies under its parent slot; an emptied or folded
+ *   node is freed (free list, reused before the pool grows);
  * - the exact prefix set lives in a `PrefixTable` (get/size/entries, and the covering route a
  *   delete restores: probe the stored lengths L-1 .. s+1 there, else take the node's cover).
  *
@@ -102,7 +103,8 @@ export class StrideTrie {
   protected constructor(bytes: number, limit: number, options: LpmOptions) {
     const minBits = options.minRootBits ?? 8;
     const maxBits = options.maxRootBits ?? limit;
-    if (minBits > limit || maxBits > limit || minBits > maxBits) {
+    const ok = (bits: number): boolean => bits === 8 || bits === 16 || bits === 24;
+    if (!ok(minBits) || !ok(maxBits) || maxBits > limit || minBits > maxBits) {
       throw new FibUsageError(`root stride ${minBits}..${maxBits} bits not within 8..${limit}`);
     }
     this.maxLen = bytes * 8;
@@ -465,29 +467,24 @@ export class StrideTrie {
 
   /**
    * Replaces node `node` (under `slot`, at `depth`) by a leaf record when all it holds is one
-   * prefix, one record, or one child that folds the same way; false when it cannot. `key`
-   * bytes before the node's stride byte are its path (the delete path, extended on descent).
+   * prefix or one record; false when that one thing is a child node (which, by the invariant,
+   * has two or more prefixes under it). `key` bytes before the node's stride byte are its path.
    */
   private fold(node: number, slot: number, depth: number): boolean {
     const fwd = this.fwd;
     const base = this.rootSize + (node << 8);
     const b = this.rootBytes + depth - 1; // key byte this node strides over
-    const own = b * 8 + 1; // lens of the node's own shortest prefix is own + 1
+    const own = b * 8 + 1; // the node's own prefixes have lens > own
     for (let i = base; i < base + 256; i++) {
       const e = fwd[i]!;
       if (e < 0) {
-        if ((~e & 1) === 0) {
-          const child = (~e - this.rootSize) >>> 8;
-          if (this.refs[child] !== 1) return false;
-          this.key[b] = i - base;
-          if (!this.fold(child, i, depth + 1)) return false;
-        }
-        fwd[slot] = fwd[i]!; // hoist the record; its cover is this node's cover
+        if ((~e & 1) === 0) return false;
+        fwd[slot] = e; // hoist the record; its cover is this node's cover
       } else if (this.lens[i]! > own) {
         const moved = this.moved;
         moved.set(this.key.subarray(0, b));
         moved.fill(0, b);
-        moved[b] = i - base;
+        moved[b] = i - base; // the first slot of an aligned run
         fwd[slot] = ~((this.newLeaf(moved, this.lens[i]! - 1, e, this.cover[node]!) << 1) | 1);
       } else {
         continue;
