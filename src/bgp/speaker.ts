@@ -701,14 +701,19 @@ export class Speaker extends EventEmitter {
   /** Runs the decision process for dirty destinations and updates every Adj-RIB-Out. */
   flush(): void {
     let changed = 0;
-    for (const rib of this.ribs.values()) {
+    // FIB followers (the data plane) learn which destinations were decided again.
+    const follow = this.listenerCount('best-changed') > 0;
+    for (const [family, rib] of this.ribs) {
       if (rib.dirtyCount === 0) continue;
       changed += rib.dirtyCount;
+      const decided: number[] | undefined = follow ? [] : undefined;
       this.out.beginFamily(rib);
       rib.drainDirty((d) => {
         rib.decide(d, this.sourceOf, this.decision);
+        decided?.push(d);
         this.out.destinationChanged(rib, d);
       });
+      if (decided !== undefined) this.emit('best-changed', family, decided);
     }
     for (const p of this.peers) {
       if (p === undefined || p.negotiated === undefined) continue;

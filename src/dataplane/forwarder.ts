@@ -20,7 +20,7 @@ import * as vxlan from './frames/vxlan.ts';
 import * as gre from './frames/gre.ts';
 import * as mpls from './frames/mpls.ts';
 import { linkLocalFromMac } from './frames/nd.ts';
-import { formatAddress, parseAddress, ipv4ToNumber } from '../lib/ip.ts';
+import { formatAddress, parseAddress, ipv4ToNumber, type Prefix } from '../lib/ip.ts';
 import { Counters, DROP } from './counters.ts';
 import { NeighborTable, REACHABLE, type Neighbor, type NeighborEvents, type Waiting } from './neighbors.ts';
 import { NH_BLACKHOLE, NH_FORWARD, NH_REJECT, RouteTables, type NextHop } from './routes.ts';
@@ -229,6 +229,11 @@ export class Forwarder {
     this.firewall.adoptFlows(old.firewall, now);
   }
 
+  /** One prefix of a context changed in the agent's FIB (undefined: gone). */
+  updateRoute(context: string, prefix: Prefix, route: DpRoute | undefined): number {
+    return this.tables.update(context, prefix, route);
+  }
+
   /** Installs a context's routes from the agent's FIB (diffed). */
   syncRoutes(context: string, routes: readonly DpRoute[]): number {
     return this.tables.sync(context, routes);
@@ -255,19 +260,21 @@ export class Forwarder {
     if (tunnel === TUNNEL_VXLAN) {
       const vni = vxlan.parseVxlan(buf, 0, end);
       const f = vni < 0 ? undefined : this.byVni.get(vni);
-      if (f === undefined || !f.remotes.includes(ep)) return this.counters.drop(0, DROP['bad-encapsulation']);
-      return this.ethernetIn(f, buf, vxlan.VXLAN_HEADER_LENGTH, end, ep, now);
+      const r = f === undefined ? -1 : this.remoteOf(f, ep);
+      if (f === undefined || r < 0) return this.counters.drop(0, DROP['bad-encapsulation']);
+      return this.ethernetIn(f, buf, vxlan.VXLAN_HEADER_LENGTH, end, r, now);
     }
     if (tunnel === TUNNEL_GRE) {
       const off = gre.parseGre(buf, 0, end, this.greInfo);
       const g = this.greInfo;
       const f =
         off < 0 || g.protocol !== eth.ETHERTYPE_TEB || !g.hasKey ? undefined : this.byVsid.get(g.key >>> 8);
-      if (f === undefined || !f.remotes.includes(ep)) return this.counters.drop(0, DROP['bad-encapsulation']);
-      return this.ethernetIn(f, buf, off, end, ep, now);
+      const r = f === undefined ? -1 : this.remoteOf(f, ep);
+      if (f === undefined || r < 0) return this.counters.drop(0, DROP['bad-encapsulation']);
+      return this.ethernetIn(f, buf, off, end, r, now);
     }
     // MPLS in UDP: the interface is the one whose remote sent it
-    const f = this.ifaces.find((x) => x.kind === KIND_MPLS && x.remotes.includes(ep));
+    const f = this.ifaces.find((x) => x.kind === KIND_MPLS && this.remoteOf(x, ep) >= 0);
     if (f === undefined || end < 4) return this.counters.drop(0, DROP['bad-encapsulation']);
     const label = (buf[0]! << 12) | (buf[1]! << 4) | (buf[2]! >> 4);
     const bottom = (buf[2]! & 1) === 1;
@@ -281,6 +288,18 @@ export class Forwarder {
     if (v === 4) return this.ipv4In(f, buf, 4, end, now);
     if (v === 6) return this.ipv6In(f, buf, 4, end, now);
     this.counters.drop(f.index, DROP['bad-header']);
+  }
+
+  /**
+   * The remote of `f` at the address of endpoint `ep`, or -1. Senders are known by address only
+   * (their source port is arbitrary), and one address may serve several tunnel services, each
+   * with its own port: the endpoint of this interface's service is the one to answer to.
+   */
+  private remoteOf(f: Iface, ep: number): number {
+    if (f.remotes.includes(ep)) return ep;
+    const a = this.endpoints[ep]!.address;
+    for (const r of f.remotes) if (this.endpoints[r]!.address === a) return r;
+    return -1;
   }
 
   private ethernetIn(f0: Iface, buf: Uint8Array, off: number, end: number, ep: number, now: number): void {

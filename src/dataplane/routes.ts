@@ -47,13 +47,19 @@ export class RouteTables {
   readonly nextHops: NextHop[] = [];
   private readonly nhIndex = new Map<string, number>();
   private readonly ifaceByName = new Map<string, IfaceSubnets>();
+  /** Per context: installed routes whose gateway was resolved through another route. */
+  private readonly recursive: number[] = [];
+  private readonly recursiveKeys: Set<string>[] = [];
 
   constructor(
     contextNames: readonly string[],
     private readonly ifaces: readonly IfaceSubnets[],
   ) {
-    for (const name of contextNames)
+    for (const name of contextNames) {
       this.contexts.push({ name, fib4: new Lpm4(), fib6: new Lpm6(), installed: new Map() });
+      this.recursive.push(0);
+      this.recursiveKeys.push(new Set());
+    }
     for (const i of ifaces) {
       this.ifaceByName.set(i.name, i);
       const ctx = this.contexts[i.context]!;
@@ -117,6 +123,55 @@ export class RouteTables {
     return via;
   }
 
+  /** Contexts with a route resolved through another route (a change may move it: sync whole). */
+  hasRecursive(context: string): boolean {
+    const ci = this.contextIndex(context);
+    return ci >= 0 && this.recursive[ci]! > 0;
+  }
+
+  /**
+   * One prefix of a context changed (route undefined: gone from the FIB). Returns the number of
+   * LPM changes. Callers re-sync the whole context instead when `hasRecursive` says so.
+   */
+  update(context: string, prefix: Prefix, route: DpRoute | undefined): number {
+    const ci = this.contextIndex(context);
+    if (ci < 0 || this.isConnectedPrefix(ci, prefix)) return 0;
+    const ctx = this.contexts[ci]!;
+    const k = formatPrefix(prefix);
+    const cur = ctx.installed.get(k);
+    const hop = route === undefined ? undefined : this.resolve(ci, route);
+    if (hop === undefined) {
+      if (cur === undefined) return 0;
+      this.remove(ctx, prefix);
+      this.forget(ci, k);
+      return 1;
+    }
+    const nh = this.intern(hop);
+    if (cur?.nh === nh) return 0;
+    this.put(ctx, prefix, nh);
+    this.forget(ci, k);
+    ctx.installed.set(k, { prefix, nh });
+    if (this.isRecursive(ci, route!)) {
+      this.recursiveKeys[ci]!.add(k);
+      this.recursive[ci]!++;
+    }
+    return 1;
+  }
+
+  private forget(ci: number, k: string): void {
+    this.contexts[ci]!.installed.delete(k);
+    if (this.recursiveKeys[ci]!.delete(k)) this.recursive[ci]!--;
+  }
+
+  private isRecursive(ci: number, r: DpRoute): boolean {
+    return (
+      r.action === 'forward' &&
+      r.nextHop !== undefined &&
+      r.interface === undefined &&
+      this.connected(ci, r.nextHop) === undefined
+    );
+  }
+
   /**
    * Makes the context's non-connected routes equal to `routes` (a full list, as the agent's FIB
    * gives it); touches only what changed. Returns the number of LPM changes.
@@ -133,6 +188,14 @@ export class RouteTables {
         : 1;
     const sorted = [...routes].sort((a, b) => rank(a) - rank(b));
     let changes = 0;
+    // withdrawn prefixes leave first: a recursive route must not resolve through one of them
+    const listed = new Set(routes.map((r) => formatPrefix(r.prefix)));
+    for (const [k, cur] of ctx.installed) {
+      if (listed.has(k)) continue;
+      this.remove(ctx, cur.prefix);
+      ctx.installed.delete(k);
+      changes++;
+    }
     for (const r of sorted) {
       const k = formatPrefix(r.prefix);
       if (this.isConnectedPrefix(ci, r.prefix)) continue; // connected wins (distance 0)
@@ -152,7 +215,16 @@ export class RouteTables {
       changes++;
     }
     ctx.installed.clear();
+    this.recursiveKeys[ci]!.clear();
+    this.recursive[ci] = 0;
     for (const [k, v] of want) ctx.installed.set(k, v);
+    for (const r of routes) {
+      const k = formatPrefix(r.prefix);
+      if (want.has(k) && this.isRecursive(ci, r)) {
+        this.recursiveKeys[ci]!.add(k);
+        this.recursive[ci]!++;
+      }
+    }
     return changes;
   }
 

@@ -178,3 +178,9 @@ export interface DpRoute {
   /** Outgoing interface, when known. */
   readonly interface?: string;
 }
+
+/** One prefix of a context's FIB changed; `route` undefined: the prefix left the FIB. */
+export interface RouteChange {
+  readonly prefix: Prefix;
+  readonly route?: DpRoute;
+}

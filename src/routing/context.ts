@@ -11,6 +11,7 @@
 import { EventEmitter } from 'node:events';
 import { comparePrefix, formatAddress, formatPrefix, type Prefix } from '../lib/ip.ts';
 import type { Speaker } from '../bgp/speaker.ts';
+import type { FamilyRib } from '../bgp/rib/family-rib.ts';
 import { formatExtCommunity } from '../bgp/wire/communities.ts';
 
 export type RouteSource = 'connected' | 'static' | 'controller' | 'bgp';
@@ -136,6 +137,36 @@ export class RoutingContext extends EventEmitter {
     }));
   }
 
+  /**
+   * The FIB entry of one prefix (undefined: none), for incremental followers. Not for contexts
+   * importing VPN routes (those are keyed by route distinguisher: use `fibRoutes`).
+   */
+  bestRoute(prefix: Prefix, now = Date.now()): ContextRoute | undefined {
+    const k = key(prefix);
+    let best: { source: RouteSource; route: ContextRoute } | undefined;
+    const consider = (source: RouteSource, route: ContextRoute): void => {
+      if (route.usable === false || (route.expiresAt !== undefined && route.expiresAt <= now)) return;
+      if (
+        best === undefined ||
+        route.distance < best.route.distance ||
+        (route.distance === best.route.distance && SOURCE_ORDER[source] < SOURCE_ORDER[best.source])
+      )
+        best = { source, route };
+    };
+    for (const [source, m] of this.routes) {
+      const r = m.get(k);
+      if (r !== undefined) consider(source, r);
+    }
+    const sp = this.speaker;
+    const rib = sp?.ribs.get(prefix.addr.length === 4 ? 'ipv4-unicast' : 'ipv6-unicast');
+    if (sp !== undefined && rib !== undefined) {
+      const d = rib.find({ prefix });
+      const r = d < 0 ? undefined : bgpRoute(sp, rib, d);
+      if (r !== undefined) consider('bgp', r);
+    }
+    return best?.route;
+  }
+
   /** The FIB as routes (for the data plane), sorted by prefix. */
   fibRoutes(now = Date.now()): ContextRoute[] {
     return this.best(undefined, now).map((b) => b.route);
@@ -164,17 +195,8 @@ export class RoutingContext extends EventEmitter {
         const rib = this.speaker.ribs.get(f);
         if (rib === undefined) continue;
         for (let d = 0; d < rib.destCount; d++) {
-          const id = rib.bestAttr(d);
-          const peer = rib.bestPeer(d);
-          if (id < 0 || peer === 0) continue; // locally originated networks are not forwarding entries
-          const set = this.speaker.attrs.get(id);
-          const ebgp = this.speaker.sourceOf(peer).ebgp;
-          add('bgp', {
-            prefix: rib.nlriOf(d).prefix,
-            action: 'forward',
-            nextHop: set.attrs.nextHop,
-            distance: ebgp ? DEFAULT_DISTANCE.ebgp : DEFAULT_DISTANCE.ibgp,
-          });
+          const r = bgpRoute(this.speaker, rib, d);
+          if (r !== undefined) add('bgp', r);
         }
       }
     }
@@ -199,8 +221,11 @@ export class RoutingContext extends EventEmitter {
         }
       }
     }
-    const out: { source: RouteSource; route: ContextRoute; losers: { source: RouteSource; route: ContextRoute }[] }[] =
-      [];
+    const out: {
+      source: RouteSource;
+      route: ContextRoute;
+      losers: { source: RouteSource; route: ContextRoute }[];
+    }[] = [];
     for (const { list } of cands.values()) {
       list.sort(
         (a, b) => a.route.distance - b.route.distance || SOURCE_ORDER[a.source] - SOURCE_ORDER[b.source],
@@ -210,4 +235,17 @@ export class RoutingContext extends EventEmitter {
     out.sort((a, b) => comparePrefix(a.route.prefix, b.route.prefix));
     return out;
   }
+}
+
+/** The forwarding entry of a BGP destination's best path (locally originated ones are none). */
+function bgpRoute(sp: Speaker, rib: FamilyRib, d: number): ContextRoute | undefined {
+  const id = rib.bestAttr(d);
+  const peer = rib.bestPeer(d);
+  if (id < 0 || peer === 0) return undefined;
+  return {
+    prefix: rib.nlriOf(d).prefix,
+    action: 'forward',
+    nextHop: sp.attrs.get(id).attrs.nextHop,
+    distance: sp.sourceOf(peer).ebgp ? DEFAULT_DISTANCE.ebgp : DEFAULT_DISTANCE.ibgp,
+  };
 }

@@ -5,7 +5,8 @@
  * coalesced: at most one apply runs at a time, and changes arriving meanwhile cause exactly one
  * more. `stop` removes everything the driver owns from the kernel.
  */
-import type { DataplaneConfig, DpRoute } from '../types.ts';
+import type { DataplaneConfig, DpRoute, RouteChange } from '../types.ts';
+import { formatPrefix } from '../../lib/ip.ts';
 import { renderLinux } from './linux-render.ts';
 import { applyLinux, removeLinux, type LinuxTarget } from './linux-apply.ts';
 import { planIsEmpty } from './linux-plan.ts';
@@ -18,7 +19,7 @@ export interface LinuxDriverOptions {
 }
 
 export class LinuxDriver {
-  private readonly routes = new Map<string, readonly DpRoute[]>();
+  private readonly routes = new Map<string, Map<string, DpRoute>>();
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
@@ -36,9 +37,13 @@ export class LinuxDriver {
   }
 
   private desired() {
-    return renderLinux(this.config, [...this.routes.values()].flat(), {
-      vrfMode: this.config.linux?.vrfMode ?? 'policy-routing',
-    });
+    return renderLinux(
+      this.config,
+      [...this.routes.values()].flatMap((m) => [...m.values()]),
+      {
+        vrfMode: this.config.linux?.vrfMode ?? 'policy-routing',
+      },
+    );
   }
 
   async start(): Promise<void> {
@@ -48,9 +53,25 @@ export class LinuxDriver {
   }
 
   syncRoutes(context: string, routes: readonly DpRoute[]): number {
-    this.routes.set(context, routes);
+    this.routes.set(context, new Map(routes.map((r) => [formatPrefix(r.prefix), r])));
     this.schedule();
     return routes.length;
+  }
+
+  updateRoutes(context: string, changes: readonly RouteChange[]): number {
+    let m = this.routes.get(context);
+    if (m === undefined) this.routes.set(context, (m = new Map()));
+    for (const c of changes) {
+      if (c.route === undefined) m.delete(formatPrefix(c.prefix));
+      else m.set(formatPrefix(c.prefix), c.route);
+    }
+    this.schedule();
+    return changes.length;
+  }
+
+  /** The kernel resolves recursive next hops itself. */
+  needsFullSync(): boolean {
+    return false;
   }
 
   private schedule(): void {

@@ -10,7 +10,7 @@
 import dgram from 'node:dgram';
 import { datagramFd, setDscp } from '../../lib/sockopt.ts';
 import { Forwarder, TUNNEL_GRE, TUNNEL_MPLS, TUNNEL_VXLAN } from '../forwarder.ts';
-import type { DataplaneConfig, DpRoute } from '../types.ts';
+import type { DataplaneConfig, DpRoute, RouteChange } from '../types.ts';
 
 const TICK_MS = 250;
 
@@ -119,6 +119,16 @@ export class UserspaceDriver {
 
   syncRoutes(context: string, routes: readonly DpRoute[]): number {
     return this.forwarder.syncRoutes(context, routes);
+  }
+
+  updateRoutes(context: string, changes: readonly RouteChange[]): number {
+    let n = 0;
+    for (const c of changes) n += this.forwarder.updateRoute(context, c.prefix, c.route);
+    return n;
+  }
+
+  needsFullSync(context: string): boolean {
+    return this.forwarder.tables.hasRecursive(context);
   }
 
   async stop(): Promise<void> {
