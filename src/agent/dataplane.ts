@@ -123,7 +123,7 @@ export class AgentDataplane {
   private markPrefix(name: string, prefix: Prefix): void {
     if (this.dirty.has(name)) return;
     let m = this.dirtyPrefixes.get(name);
-    if (m === undefined) this.dirtyPrefixes.set(name, (m = new Map()));
+    if (m === undefined) this.dirtyPrefixes.set(name, (m = new Map<string, Prefix>()));
     m.set(formatPrefix(prefix), prefix);
     this.schedule();
   }

@@ -61,7 +61,7 @@ export class LocalStack {
     );
     if (q !== undefined) this.fwd.flushWaiting(f, this.fwd.neighbors.get4(f.index, a.senderIp)!, q);
     if (!forUs || a.op !== arp.ArpOp.REQUEST) return;
-    const frame = new Uint8Array(HEAD + 14 + arp.ARP_LENGTH);
+    const frame = new Uint8Array(HEAD + 22 + arp.ARP_LENGTH); // room for two VLAN tags
     const sender = copyOut(buf, a.senderMacOff, a.senderMacOff + 6);
     const p = eth.writeEthernet(
       frame,
@@ -87,7 +87,7 @@ export class LocalStack {
     if (n.addr6 === undefined) {
       const src = f.addrs4.find((a) => sameSubnet(f, a, n.addr4)) ?? f.addrs4[0];
       if (src === undefined) return;
-      const frame = new Uint8Array(HEAD + 14 + arp.ARP_LENGTH);
+      const frame = new Uint8Array(HEAD + 22 + arp.ARP_LENGTH); // room for two VLAN tags
       const p = eth.writeEthernet(frame, HEAD, BROADCAST, f.mac, eth.ETHERTYPE_ARP, ...this.tags(f));
       const e = arp.writeArp(frame, p, arp.ArpOp.REQUEST, f.mac, src, undefined, n.addr4);
       return this.fwd.sendFrame(f, frame, HEAD, e - HEAD, n.remote);

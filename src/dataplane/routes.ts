@@ -222,7 +222,7 @@ export class RouteTables {
       const k = formatPrefix(r.prefix);
       if (want.has(k) && this.isRecursive(ci, r)) {
         this.recursiveKeys[ci]!.add(k);
-        this.recursive[ci]!++;
+        this.recursive[ci]++;
       }
     }
     return changes;

@@ -60,7 +60,7 @@ export class LinuxDriver {
 
   updateRoutes(context: string, changes: readonly RouteChange[]): number {
     let m = this.routes.get(context);
-    if (m === undefined) this.routes.set(context, (m = new Map()));
+    if (m === undefined) this.routes.set(context, (m = new Map<string, DpRoute>()));
     for (const c of changes) {
       if (c.route === undefined) m.delete(formatPrefix(c.prefix));
       else m.set(formatPrefix(c.prefix), c.route);
