@@ -88,21 +88,12 @@ export interface Iface {
   readonly trunk: number;
   readonly vni: number;
   readonly qos: QosEngine | undefined;
-  /** Learnt source MAC (48-bit number) -> endpoint. */
-  readonly macs: Map<number, number>;
   /** Trunk only: tag key -> sub-interface number. */
   readonly subs: Map<number, number>;
 }
 
 function tagKey(outer: number, inner: number): number {
   return (outer + 1) * 8192 + inner + 1;
-}
-
-function mac48(buf: Uint8Array, off: number): number {
-  return (
-    (buf[off]! * 0x10000 + (buf[off + 1]! << 8) + buf[off + 2]!) * 0x1000000 +
-    ((buf[off + 3]! << 16) | (buf[off + 4]! << 8) | buf[off + 5]!)
-  );
 }
 
 export class Forwarder {
@@ -127,6 +118,8 @@ export class Forwarder {
   private readonly ul6 = ip6.newUpperLayer();
   private readonly greInfo = gre.newGreInfo();
   private readonly neighborEvents: NeighborEvents;
+  /** MPLS TC chosen by the egress QoS class of the packet being forwarded; -1 outside forward(). */
+  private classTc = -1;
   /** Own addresses per context: IPv4 number -> interface; IPv6 by hash (verified). */
   private readonly own4: Map<number, number>[] = [];
 
@@ -167,7 +160,6 @@ export class Forwarder {
           c.qosPolicy === undefined
             ? undefined
             : new QosEngine(config.qos.find((q) => q.name === c.qosPolicy)!),
-        macs: new Map(),
         subs: new Map(),
       };
       this.ifaces.push(f);
@@ -316,8 +308,6 @@ export class Forwarder {
     }
     this.counters.rx(f.index, end - off);
     this.tapIn(f.index, buf, off, end - off);
-    // learn which VTEP the source MAC sits behind
-    if (f0.remotes.length > 1) f0.macs.set(mac48(buf, e.srcOff), ep);
     const toUs = eth.macEquals(buf, e.dstOff, f.mac);
     if (!toUs && !eth.isMulticast(buf, e.dstOff)) return this.counters.drop(f.index, DROP['not-for-us']);
     switch (e.etherType) {
@@ -418,7 +408,9 @@ export class Forwarder {
     }
     if (p.family === 4) ip4.decrementTtl(p.buf, p.l3);
     else ip6.decrementHopLimit(p.buf, p.l3);
+    this.classTc = out.qos?.lastMplsTc() ?? -1; // the class's own TC, if it sets one
     this.toNextHop(out, nh, p.family, p.buf, p.l3, p.length, p.dstOff, dscp, now);
+    this.classTc = -1;
   }
 
   /** Sends an IP packet (already rewritten) to the next hop on `out`, resolving it if needed. */
@@ -497,9 +489,13 @@ export class Forwarder {
         o = 0;
       }
       const label = out.cfg.label ?? (family === 4 ? mpls.IPV4_EXPLICIT_NULL : mpls.IPV6_EXPLICIT_NULL);
+      // the QoS class of this packet (set by forward()), else the pipe / uniform rule
       const tc =
-        out.qos?.lastMplsTc() ??
-        (this.config.tunnelQos.mode === 'uniform' ? dscp >> 3 : this.config.tunnelQos.outerDscp >> 3);
+        this.classTc >= 0
+          ? this.classTc
+          : this.config.tunnelQos.mode === 'uniform'
+            ? dscp >> 3
+            : this.config.tunnelQos.outerDscp >> 3;
       const ttl = family === 4 ? b[o + 4 + 8]! : b[o + 4 + 7]!;
       mpls.writeLabel(b, o, label, tc, true, this.config.tunnelQos.mode === 'uniform' ? ttl : 255);
       this.counters.tx(out.index, len + 4);
@@ -551,17 +547,6 @@ export class Forwarder {
     const d = this.config.tunnelQos.mode === 'uniform' ? dscp : this.config.tunnelQos.outerDscp;
     if (ep >= 0) return this.transmit(t, ep, frame, o, tunnelLen + frameLen, d);
     for (const r of trunk.remotes) this.transmit(t, r, frame, o, tunnelLen + frameLen, d);
-  }
-
-  /** Which endpoint to use for a unicast frame to a MAC on `f` (-1: flood). */
-  remoteFor(f: Iface, buf: Uint8Array, macOff: number): number {
-    const trunk = f.trunk >= 0 ? this.ifaces[f.trunk - 1]! : f;
-    if (trunk.remotes.length === 1) return trunk.remotes[0]!;
-    return trunk.macs.get(mac48(buf, macOff)) ?? -1;
-  }
-
-  is4Ethernet(f: Iface): boolean {
-    return f.kind !== KIND_MPLS;
   }
 
   // ------------------------------------------------------------------ timers, capture
