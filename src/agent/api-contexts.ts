@@ -97,6 +97,41 @@ export function registerContextRoutes(
   );
 
   app.get<{ Params: { name: string } }>(
+    '/api/v1/vrfs/:name',
+    {
+      schema: {
+        summary: 'One routing context: its route distinguisher and route targets (PE VRF, RFC 4364)',
+        params: NameParam,
+        response: {
+          200: Type.Object({
+            name: Type.String(),
+            'route-distinguisher': Type.Union([Type.String(), Type.Null()]),
+            'route-targets': Type.Object({
+              import: Type.Array(Type.String()),
+              export: Type.Array(Type.String()),
+            }),
+            bgp: Type.Boolean(),
+          }),
+          404: ErrorBody,
+        },
+      },
+    },
+    (req, reply) => {
+      const c = ctxOr404(req.params.name);
+      if (c === undefined)
+        return reply
+          .status(404)
+          .send({ error: 'not-found', message: `no routing context "${req.params.name}"` });
+      return {
+        name: c.name,
+        'route-distinguisher': c.routeDistinguisher ?? null,
+        'route-targets': { import: [...c.routeTargets.import], export: [...c.routeTargets.export] },
+        bgp: c.speaker !== undefined,
+      };
+    },
+  );
+
+  app.get<{ Params: { name: string } }>(
     '/api/v1/vrfs/:name/interfaces',
     {
       schema: {

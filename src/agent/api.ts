@@ -83,6 +83,8 @@ export interface ApiOptions {
   readonly bfd?: BfdManager;
   /** Reconfiguration (PUT /api/v1/config): absent for a bare speaker. */
   readonly apply?: (next: AgentConfig) => Promise<ApplyReport>;
+  /** The running configuration document (GET /api/v1/config), when known. */
+  readonly config?: () => unknown;
   /** The forwarding plane, when the agent runs one. */
   readonly dataplane?: AgentDataplane;
 }
@@ -332,6 +334,22 @@ export async function buildAgentApi(opts: ApiOptions): Promise<FastifyInstance> 
 
   registerContextRoutes(app, contexts, leaseSeconds);
   registerDataplaneRoutes(app, opts.dataplane, reg);
+
+  app.get(
+    '/api/v1/config',
+    {
+      schema: {
+        summary: 'The running configuration document (what PUT /api/v1/config last applied, or the file)',
+        response: { 200: Type.Object({}, { additionalProperties: true }), 404: ErrorBody },
+      },
+    },
+    (_req, reply) => {
+      const doc = opts.config?.();
+      if (doc === undefined || doc === null || typeof doc !== 'object')
+        return reply.status(404).send({ error: 'not-found', message: 'no configuration document' });
+      return doc;
+    },
+  );
 
   app.put<{ Body: unknown }>(
     '/api/v1/config',

@@ -12,7 +12,8 @@
  *   a policy change re-evaluates every path from the kept Adj-RIB-In (no session reset);
  * - a change of a context's AS, router id, listener or decision options restarts that context's
  *   speaker only;
- * - VPN exports and imports (case 1-B) follow their context's route targets.
+ * - VPN exports and imports (case 1-B) follow their context's route targets; a context with its
+ *   own speaker also exchanges its BGP-learned routes with the VPN (PE VRF, ./pe-vrf.ts).
  *
  * Not changeable without a restart (refused with the list): router-id, api, bfd ports, BFD-tracked
  * static routes. Every change is logged as one structured line.
@@ -26,6 +27,7 @@ import { formatAddress, formatPrefix, type Prefix } from '../lib/ip.ts';
 import { parseRd } from '../bgp/wire/rd.ts';
 import { parseExtCommunity } from '../bgp/wire/communities.ts';
 import type { NeighborConfig } from '../bgp/peer.ts';
+import { syncPeVrfs } from './pe-vrf.ts';
 
 export interface Runtime {
   cfg: AgentConfig;
@@ -48,6 +50,7 @@ export function createContext(rt: Runtime, c: ContextConfig): RoutingContext {
   const sp =
     c.speaker === undefined ? undefined : new Speaker(c.speaker, rt.log.child({ vrf: c.name }), rt.bfd);
   const ctx = new RoutingContext(c.name, sp, c.routeDistinguisher);
+  ctx.routeTargets = c.routeTargets;
   syncRoutes(ctx, undefined, c);
   if (sp !== undefined) syncRedistribution(sp, undefined, c);
   return ctx;
@@ -184,6 +187,7 @@ export function wireVpn(rt: Runtime): void {
     const e = vpnExport(c, i);
     if (shared !== undefined && e !== undefined) originateVpn(shared, e);
   });
+  syncPeVrfs(rt);
 }
 
 function speakerShape(c: ContextConfig): string {
@@ -321,7 +325,11 @@ export async function applyConfig(rt: Runtime, next: AgentConfig): Promise<Apply
       shared !== undefined && c.routeTargets.import.length > 0
         ? { speaker: shared, routeTargets: new Set(c.routeTargets.import) }
         : undefined;
+    ctx.routeDistinguisher = c.routeDistinguisher;
+    ctx.routeTargets = c.routeTargets;
   }
   rt.cfg = next;
+  // PE VRFs: BGP-learned routes to and from the VPN follow the new contexts (./pe-vrf.ts).
+  syncPeVrfs(rt);
   return { changes };
 }

@@ -92,6 +92,8 @@ export interface AgentConfig {
   };
   /** The forwarding plane (undefined: none configured). */
   readonly dataplane?: DataplaneConfig;
+  /** The document this configuration was built from (a copy), for `GET /api/v1/config`. */
+  readonly source?: unknown;
 }
 
 const ROUTE_ACTIONS = ['forward', 'blackhole', 'reject'] as const;
@@ -325,6 +327,7 @@ function buildOnce(raw: unknown): AgentConfig {
     bfdPorts,
     dataplane,
     policiesKey: JSON.stringify(o['policies'] ?? null),
+    source: structuredClone(raw),
   };
 }
 

@@ -146,7 +146,14 @@ export async function startAgent(
   let api: FastifyInstance | undefined;
   let apiUrl: string | undefined;
   if (cfg.api !== undefined) {
-    api = await buildAgentApi({ contexts, leaseSeconds: cfg.controllerLeaseSeconds, bfd, apply, dataplane });
+    api = await buildAgentApi({
+      contexts,
+      leaseSeconds: cfg.controllerLeaseSeconds,
+      bfd,
+      apply,
+      dataplane,
+      config: () => rt.cfg.source,
+    });
     apiUrl = await api.listen({ host: cfg.api.host, port: cfg.api.port });
   }
   logger.info(

@@ -6,15 +6,44 @@ import { Command } from 'commander';
 import { runAgentCommand } from '../agent/run.ts';
 import { showCommands } from './show.ts';
 import { dataplaneCommands } from './dataplane.ts';
+import { controllerCommands } from './controller.ts';
 
 const program = new Command();
 program.name('vce').description('BGP/MPLS IP VPN virtual CE: agent, lab and operator CLI').version('0.1.0');
 
 program
   .command('agent')
-  .description('run the vCE agent in the foreground')
-  .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
-  .action(async (o: { config: string }) => {
+  .description('run the vCE agent in the foreground, from a file or from the controller')
+  .option('-c, --config <file>', 'configuration file (YAML or JSON)')
+  .option('--controller <url>', 'take the configuration from this controller')
+  .option('--token <token>', 'agent token (controller mode)', process.env['VCE_TOKEN'])
+  .option('--id <vce>', 'this vCE instance id (controller mode)')
+  .option('--api <host:port>', 'local management API (controller mode)')
+  .action(async (o: { config?: string; controller?: string; token?: string; id?: string; api?: string }) => {
+    if (o.controller !== undefined) {
+      if (o.token === undefined || o.id === undefined) {
+        process.stderr.write('vce agent: --controller needs --token and --id\n');
+        process.exit(2);
+      }
+      const { ControllerClient } = await import('../agent/controller-client.ts');
+      const { default: pino } = await import('pino');
+      const client = new ControllerClient({
+        url: o.controller,
+        token: o.token,
+        id: o.id,
+        local: o.api === undefined ? {} : { api: { listen: o.api } },
+        log: pino({ level: 'info' }),
+      });
+      client.start();
+      const stop = (): void => void client.stop().then(() => process.exit(0));
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+      return;
+    }
+    if (o.config === undefined) {
+      process.stderr.write('vce agent: --config FILE or --controller URL is required\n');
+      process.exit(2);
+    }
     await runAgentCommand(o.config);
   });
 
@@ -56,6 +85,7 @@ program
 
 showCommands(program);
 dataplaneCommands(program);
+controllerCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`vce: ${e instanceof Error ? e.message : String(e)}\n`);

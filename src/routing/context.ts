@@ -66,11 +66,18 @@ export class RoutingContext extends EventEmitter {
   /** The context's interfaces (attachment circuits) and their addresses, as configured. */
   interfaces: readonly { readonly name: string; readonly addresses: readonly string[] }[] = [];
 
+  /** Route targets as configured (canonical `rt:...` text), for the API. */
+  routeTargets: { readonly import: readonly string[]; readonly export: readonly string[] } = {
+    import: [],
+    export: [],
+  };
+
   constructor(
     readonly name: string,
     /** The BGP speaker of this context, if it runs BGP. */
     readonly speaker?: Speaker,
-    readonly routeDistinguisher?: string,
+    /** As configured; reconfiguration updates it in place (the context is kept). */
+    public routeDistinguisher?: string,
   ) {
     super();
   }

@@ -1,0 +1,104 @@
+/**
+ * `vce controller`: the DC orchestrator — the store (SQLite by default, etcd for a cluster), the
+ * workflow runner (on the elected leader only), and the REST API (every replica serves it).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import pino from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { buildControllerApi } from './api.ts';
+import { ControllerCore, type AdapterFactory } from './core.ts';
+import { LeaderElection } from './leader.ts';
+import { WorkflowRunner, type WorkflowOptions } from './workflows.ts';
+import type { Kv } from './store/types.ts';
+import type { IpamConfig } from './ipam.ts';
+import { createWanAdapter } from './wan/index.ts';
+
+export interface ControllerOptions {
+  readonly store:
+    | { readonly kind: 'sqlite'; readonly file: string }
+    | { readonly kind: 'etcd'; readonly endpoints: readonly string[]; readonly prefix?: string };
+  readonly listen: { readonly host: string; readonly port: number };
+  /** The bootstrap operator token; generated (and logged once) when absent. */
+  readonly operatorToken?: string;
+  /** How to reach a PE (default: the adapters of `wan/index.ts` from the PE's registration). */
+  readonly makeAdapter?: AdapterFactory;
+  readonly ipam?: IpamConfig;
+  readonly workflow?: Partial<WorkflowOptions>;
+  readonly logLevel?: string;
+  readonly statusLeaseSeconds?: number;
+}
+
+export interface RunningController {
+  readonly core: ControllerCore;
+  readonly runner: WorkflowRunner;
+  readonly api: FastifyInstance;
+  readonly url: string;
+  readonly operatorToken: string;
+  readonly election: LeaderElection;
+  stop(): Promise<void>;
+}
+
+/** A PE's registered adapter settings as the WAN adapter factory takes them. */
+export const defaultAdapters: AdapterFactory = (pe) =>
+  pe.adapter.kind === 'gobgp'
+    ? createWanAdapter({ kind: 'gobgp', host: pe.adapter.host, port: pe.adapter.port })
+    : createWanAdapter({ kind: 'embedded', api: pe.adapter.api, bgpPort: pe.bgpPort });
+
+async function openStore(o: ControllerOptions['store']): Promise<Kv> {
+  if (o.kind === 'sqlite') {
+    const { openSqliteKv } = await import('./store/sqlite.ts');
+    return openSqliteKv(o.file);
+  }
+  const { openEtcdKv } = await import('./store/etcd.ts');
+  return openEtcdKv([...o.endpoints], { prefix: o.prefix });
+}
+
+export async function startController(opts: ControllerOptions): Promise<RunningController> {
+  const log = pino({ level: opts.logLevel ?? 'info' });
+  const kv = await openStore(opts.store);
+  const core = new ControllerCore(kv, opts.makeAdapter ?? defaultAdapters, opts.ipam);
+  const runner = new WorkflowRunner(core, { waitTimeoutMs: 120_000, retryMs: 500, log, ...opts.workflow });
+  const operatorToken = opts.operatorToken ?? randomBytes(24).toString('base64url');
+  if (opts.operatorToken === undefined)
+    log.warn({ token: operatorToken }, 'generated operator token (set one with --token)');
+  const api = await buildControllerApi({
+    core,
+    runner,
+    operatorToken,
+    statusLeaseSeconds: opts.statusLeaseSeconds,
+  });
+  const election = new LeaderElection(kv, randomUUID());
+  // Only the leader runs workflows; followers serve the API and queue operations in the store.
+  let paused = true;
+  election.on('elected', () => {
+    paused = false;
+    log.info({ id: election.id }, 'leading the workflows');
+    void runner.resumeAll();
+  });
+  election.on('lost', () => {
+    paused = true;
+    log.warn({ id: election.id }, 'lost the leadership');
+  });
+  const kick = runner.kick.bind(runner);
+  runner.kick = (id: string) => {
+    if (!paused) kick(id);
+  };
+  await election.start();
+  const url = await api.listen({ host: opts.listen.host, port: opts.listen.port });
+  log.info({ url, store: kv.backend, leader: election.leader }, 'vce controller started');
+  return {
+    core,
+    runner,
+    api,
+    url,
+    operatorToken,
+    election,
+    async stop() {
+      runner.stop();
+      await api.close();
+      await election.stop();
+      await core.close();
+      await kv.close();
+    },
+  };
+}
