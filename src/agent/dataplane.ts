@@ -90,6 +90,17 @@ export class AgentDataplane {
     await this.start();
   }
 
+  /**
+   * After a reconfiguration replaced routing contexts (a speaker restart makes a new context
+   * object): follow the current ones and re-read them whole.
+   */
+  refollow(): void {
+    for (const u of this.unsubscribe) u();
+    this.unsubscribe.length = 0;
+    for (const ctx of this.contexts.values()) this.follow(ctx);
+    for (const name of this.contexts.keys()) this.markDirty(name);
+  }
+
   private follow(ctx: RoutingContext): void {
     const onChange = (_source: string, prefix: Prefix): void => this.markPrefix(ctx.name, prefix);
     ctx.on('change', onChange);

@@ -137,7 +137,7 @@ export async function startAgent(
       ) {
         await dataplane.reconfigure(next.dataplane);
         report.changes.push('dataplane: reconfigured (counters and flows kept)');
-      }
+      } else dataplane?.refollow();
       return report;
     });
     applying = run.catch(() => undefined);
