@@ -41,7 +41,11 @@ function tbl(head: string[], rows: unknown[][]): string {
   for (const r of rows)
     t.push(
       r.map((x) =>
-        x === undefined || x === null ? '' : typeof x === 'object' ? JSON.stringify(x) : String(x as string | number | boolean),
+        x === undefined || x === null
+          ? ''
+          : typeof x === 'object'
+            ? JSON.stringify(x)
+            : String(x as string | number | boolean),
       ),
     );
   return t.toString();
@@ -97,7 +101,19 @@ export function controllerCommands(program: Command): void {
           ? { kind: 'etcd' as const, endpoints: rest.split(',') }
           : { kind: 'sqlite' as const, file: rest };
       const i = o.listen.lastIndexOf(':');
+      // Fault injection for crash tests: VCE_CRASH_BEFORE_STEP=STEP[:N] kills the process (SIGKILL,
+      // nothing flushed) the N-th time (default 1st) a workflow step is about to run.
+      const crash = process.env['VCE_CRASH_BEFORE_STEP'];
+      let seen = 0;
+      const beforeStep =
+        crash === undefined
+          ? undefined
+          : (_op: unknown, step: string): void => {
+              const [name, n] = crash.split(':');
+              if (step === name && ++seen >= Number(n ?? 1)) process.kill(process.pid, 'SIGKILL');
+            };
       const c = await startController({
+        workflow: { beforeStep },
         store,
         listen: { host: o.listen.slice(0, i), port: Number(o.listen.slice(i + 1)) },
         operatorToken: o.token,

@@ -42,7 +42,13 @@ export interface RunningController {
 export const defaultAdapters: AdapterFactory = (pe) =>
   pe.adapter.kind === 'gobgp'
     ? createWanAdapter({ kind: 'gobgp', host: pe.adapter.host, port: pe.adapter.port })
-    : createWanAdapter({ kind: 'embedded', api: pe.adapter.api, bgpPort: pe.bgpPort });
+    : createWanAdapter({
+        kind: 'embedded',
+        api: pe.adapter.api,
+        bgpPort: pe.bgpPort,
+        // the vCE dials its PE (its contexts do not listen): the PE side waits
+        neighborDefaults: { passive: true, 'import-policy': 'accept-all', 'export-policy': 'accept-all' },
+      });
 
 async function openStore(o: ControllerOptions['store']): Promise<Kv> {
   if (o.kind === 'sqlite') {
