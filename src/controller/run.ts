@@ -9,7 +9,8 @@ import { buildControllerApi } from './api.ts';
 import { ControllerCore, type AdapterFactory } from './core.ts';
 import { LeaderElection } from './leader.ts';
 import { WorkflowRunner, type WorkflowOptions } from './workflows.ts';
-import type { Kv } from './store/types.ts';
+import type { Kv, Watch } from './store/types.ts';
+import { KEYS, type Operation } from './model.ts';
 import type { IpamConfig } from './ipam.ts';
 import { createWanAdapter } from './wan/index.ts';
 
@@ -76,13 +77,30 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   const election = new LeaderElection(kv, randomUUID());
   // Only the leader runs workflows; followers serve the API and queue operations in the store.
   let paused = true;
+  // Operations submitted to any replica are stored; the leader watches for them.
+  let opsWatch: Watch | undefined;
   election.on('elected', () => {
     paused = false;
     log.info({ id: election.id }, 'leading the workflows');
-    void runner.resumeAll();
+    void (async () => {
+      const rev = await kv.revision();
+      opsWatch?.cancel();
+      opsWatch = await kv.watch(KEYS.operations, rev + 1, {
+        onEvents: (evs) => {
+          for (const e of evs) {
+            if (e.type !== 'put' || paused) continue;
+            const op = JSON.parse(e.value) as Operation;
+            if (op.state === 'pending') runner.kick(op.id);
+          }
+        },
+        onError: (err) => log.warn({ err: err.message }, 'operations watch ended'),
+      });
+      await runner.resumeAll();
+    })().catch((e: Error) => log.error({ err: e.message }, 'cannot start leading'));
   });
   election.on('lost', () => {
     paused = true;
+    opsWatch?.cancel();
     log.warn({ id: election.id }, 'lost the leadership');
   });
   const kick = runner.kick.bind(runner);
@@ -100,6 +118,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     operatorToken,
     election,
     async stop() {
+      opsWatch?.cancel();
       runner.stop();
       await api.close();
       await election.stop();
