@@ -11,6 +11,7 @@ import { neighborViews, routeViews } from '../bgp/rib-view.ts';
 import { formatRoutes, formatSummary } from '../cli/show.ts';
 import type { Speaker } from '../bgp/speaker.ts';
 import pino from 'pino';
+import { runPushLab, type PushLab } from './push.ts';
 
 export interface LabOptions {
   readonly basePort: number;
@@ -99,7 +100,13 @@ function converged(agents: RunningAgent[]): boolean {
   return true;
 }
 
-export async function runLab(opts: LabOptions): Promise<RunningAgent[]> {
+export interface Lab {
+  readonly agents: RunningAgent[];
+  readonly push: PushLab;
+  stop(): Promise<void>;
+}
+
+export async function runLab(opts: LabOptions): Promise<Lab> {
   const say = (s: string): void => {
     if (opts.quiet !== true) process.stdout.write(s + '\n');
   };
@@ -132,14 +139,24 @@ export async function runLab(opts: LabOptions): Promise<RunningAgent[]> {
     say(formatRoutes(routeViews(a.speaker, 'ipv4-unicast')));
     say(formatRoutes(routeViews(a.speaker, 'ipv6-unicast')));
   }
-  if (opts.detach === true) return agents;
+  const push = await runPushLab(opts.basePort, say);
+  const lab: Lab = {
+    agents,
+    push,
+    async stop() {
+      await push.stop();
+      await Promise.all(agents.map((a) => a.stop()));
+    },
+  };
+  if (opts.detach === true) return lab;
   say(
-    `\nlab running. Try: ${pc.cyan(`vce show bgp summary --api ${agents[0]?.apiUrl ?? ''}`)}  — Ctrl-C to stop`,
+    `\nlab running. Try: ${pc.cyan(`vce show bgp summary --api ${agents[0]?.apiUrl ?? ''}`)}\n` +
+      `                 ${pc.cyan(`vce tenant show acme --controller ${push.controller.url} --token lab-operator-token`)}  — Ctrl-C to stop`,
   );
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       say('\nstopping: closing every session with Cease/Administrative Shutdown');
-      void Promise.all(agents.map((a) => a.stop())).then(() => resolve());
+      void lab.stop().then(() => resolve());
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);

@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runLab } from '../../src/lab/lab.ts';
+import { runLab, type Lab } from '../../src/lab/lab.ts';
 import type { RunningAgent } from '../../src/agent/run.ts';
 import { neighborViews, routeViews } from '../../src/bgp/rib-view.ts';
 
@@ -32,6 +32,12 @@ async function freeBase(): Promise<number> {
       canBind('127.0.0.1', base + 1),
       canBind('127.0.0.1', base + 2),
       canBind('127.0.0.1', base + 3),
+      canBind('127.0.1.1', base + 10),
+      canBind('127.0.1.2', base + 10),
+      canBind('127.0.0.1', base + 11),
+      canBind('127.0.0.1', base + 12),
+      canBind('127.0.1.11', base + 13),
+      canBind('127.0.0.1', base + 14),
     ];
     if ((await Promise.all(checks)).every(Boolean)) return base;
   }
@@ -40,13 +46,33 @@ async function freeBase(): Promise<number> {
 
 describe('vce lab', () => {
   let agents: RunningAgent[] = [];
+  let lab: Lab | undefined;
 
   beforeAll(async () => {
-    agents = await runLab({ basePort: await freeBase(), detach: true, quiet: true });
-  });
+    lab = await runLab({ basePort: await freeBase(), detach: true, quiet: true });
+    agents = lab.agents;
+  }, 90_000);
 
   afterAll(async () => {
-    await Promise.all(agents.map((a) => a.stop()));
+    await lab?.stop();
+  });
+
+  it('act 2: the controller binds a tenant by the push model; the site and the vCE exchange routes', () => {
+    const p = lab!.push;
+    expect(p.operation.state).toBe('succeeded');
+    expect(p.operation.steps.map((s) => s.state)).toEqual(p.operation.steps.map(() => 'done'));
+    expect(
+      p.wanPe.contexts
+        .get('acme-site')!
+        .fib()
+        .map((e) => e.prefix),
+    ).toContain('10.100.1.0/24');
+    expect(
+      p.vce
+        .agent!.contexts.get('prod')!
+        .fib()
+        .map((e) => e.prefix),
+    ).toContain('203.0.113.0/24');
   });
 
   it('starts three agents with their APIs', () => {
