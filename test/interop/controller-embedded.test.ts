@@ -13,27 +13,19 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import dgram from 'node:dgram';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAgentConfig } from '../../src/agent/config.ts';
 import { startAgent, type RunningAgent } from '../../src/agent/run.ts';
 import { ControllerClient } from '../../src/agent/controller-client.ts';
 import { startController, type RunningController } from '../../src/controller/run.ts';
-import { freePort, waitFor } from './harness/common.ts';
+import { freePort, waitFor, freeUdpPort } from './harness/common.ts';
 
 const ASN = 65000;
 const PE1 = '127.0.83.10';
 const PE2 = '127.0.83.20';
 const VCE = '127.0.83.2';
 
-async function freeUdp(address: string): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, address, () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 function peDoc(
   me: string,
@@ -93,7 +85,7 @@ describe('controller with embedded PEs: cross-domain push and dynamic neighbours
       freePort(PE1),
       freePort(PE2),
       freePort('127.0.83.1'),
-      freeUdp(VCE),
+      freeUdpPort(VCE),
     ]);
     pe1 = await startAgent(buildAgentConfig(peDoc(PE1, p1, { address: PE2, port: p2 })));
     pe2 = await startAgent(

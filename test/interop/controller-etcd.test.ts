@@ -5,27 +5,19 @@
  * the follower (any replica serves the configuration stream).
  */
 import { randomUUID } from 'node:crypto';
-import dgram from 'node:dgram';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAgentConfig } from '../../src/agent/config.ts';
 import { startAgent, type RunningAgent } from '../../src/agent/run.ts';
 import { ControllerClient } from '../../src/agent/controller-client.ts';
 import { startController, type RunningController } from '../../src/controller/run.ts';
-import { freePort } from './harness/common.ts';
+import { freePort, freeUdpPort } from './harness/common.ts';
 import { etcdAvailable, startEtcd, type EtcdMember } from './harness/etcd.ts';
 
 const available = etcdAvailable();
 const VCE = '127.0.85.2';
 const TOKEN = 'operator-secret-for-etcd-cluster-test';
 
-async function freeUdp(address: string): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, address, () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 describe.skipIf(!available)('two controllers on one etcd: leader election, shared reads, failover', () => {
   let etcd: EtcdMember;
@@ -81,7 +73,7 @@ describe.skipIf(!available)('two controllers on one etcd: leader election, share
     const [p, vrfPort, vxlanPort] = await Promise.all([
       freePort(peAddr),
       freePort('127.0.85.51'),
-      freeUdp(VCE),
+      freeUdpPort(VCE),
     ]);
     pe = await startAgent(
       buildAgentConfig({

@@ -9,12 +9,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import dgram from 'node:dgram';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startController, type RunningController } from '../../src/controller/run.ts';
 import { ControllerClient } from '../../src/agent/controller-client.ts';
-import { freePort, requireDaemon } from './harness/common.ts';
+import { freePort, requireDaemon, freeUdpPort } from './harness/common.ts';
 import { startGobgp, type GobgpDaemon } from './harness/gobgp.ts';
 import { sh } from './harness/netns.ts';
 
@@ -26,13 +25,6 @@ const root = process.getuid?.() === 0;
 if (!root && process.env['CI'] !== undefined) throw new Error('this test needs root (addresses on lo) in CI');
 const available = root && requireDaemon('gobgpd') && requireDaemon('gobgp');
 
-async function freeUdp(address: string): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, address, () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 describe.skipIf(!available)('controller push model with a vCE agent and gobgpd as the PE', () => {
   let dir: string;
@@ -94,7 +86,7 @@ describe.skipIf(!available)('controller push model with a vCE agent and gobgpd a
     'provisions a tenant by the push model: vCE configured, PE VRF created, routes on the PE',
     { timeout: 70_000 },
     async () => {
-      const vxlanPort = await freeUdp(CE);
+      const vxlanPort = await freeUdpPort(CE);
       expect((await api('POST', '/api/v1/hosts', { id: 'host1', underlay: CE })).status).toBe(201);
       expect(
         (

@@ -5,24 +5,16 @@
  * then re-synced whole, since a change underneath moves it).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import dgram from 'node:dgram';
 import { buildAgentConfig } from '../../src/agent/config.ts';
 import { startAgent, type RunningAgent } from '../../src/agent/run.ts';
 import { parsePrefix, ipv4ToNumber, parseIPv4 } from '../../src/lib/ip.ts';
-import { freePort, waitFor } from '../interop/harness/common.ts';
+import { freePort, waitFor, freeUdpPort } from '../interop/harness/common.ts';
 
 const PE = '127.0.14.1';
 const VCE = '127.0.14.2';
 let pe: RunningAgent;
 let vce: RunningAgent;
 
-async function freeUdp(address: string): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, address, () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 function lookup(agent: RunningAgent, addr: string): { iface: string; gw: string } | undefined {
   const fwd = agent.dataplane!.driver.forwarder!;
@@ -39,7 +31,7 @@ function lookup(agent: RunningAgent, addr: string): { iface: string; gw: string 
 }
 
 beforeAll(async () => {
-  const [pp, pv, udp] = await Promise.all([freePort(PE), freePort(VCE), freeUdp(VCE)]);
+  const [pp, pv, udp] = await Promise.all([freePort(PE), freePort(VCE), freeUdpPort(VCE)]);
   pe = await startAgent(
     buildAgentConfig({
       'router-id': PE,

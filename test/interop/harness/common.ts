@@ -21,6 +21,7 @@ import { execFile, spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants, closeSync, openSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
@@ -261,6 +262,18 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
       srv.close(() => (port > 0 ? resolve(port) : reject(new Error('freePort: no port assigned'))));
     });
   });
+}
+
+/** A UDP port free right now on `host` (bind 0, read it, close). */
+export async function freeUdpPort(host = '127.0.0.1'): Promise<number> {
+  const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.bind(0, host, () => resolve());
+  });
+  const port = s.address().port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
 }
 
 /** A fresh directory under the OS temp dir, named `vce-<prefix>-XXXXXX`. */
