@@ -35,6 +35,7 @@ import {
 import { ConflictError, del, put } from './repo.ts';
 import { bindingOps, newOperation, type WorkflowRunner } from './workflows.ts';
 import { IpamError } from './ipam.ts';
+import { Alarms } from './alarms.ts';
 import { parsePrefix } from '../lib/ip.ts';
 
 interface Auth {
@@ -194,7 +195,12 @@ export interface ControllerApiOptions {
 export async function buildControllerApi(opts: ControllerApiOptions): Promise<FastifyInstance> {
   const { core, runner } = opts;
   const repo = core.repo;
-  const app = Fastify({ logger: false, bodyLimit: 8 << 20 }).withTypeProvider<TypeBoxTypeProvider>();
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 8 << 20,
+    // fastify's default (removeAdditional: true) silently drops unknown fields: refuse them (400)
+    ajv: { customOptions: { removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -209,7 +215,16 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
   const bootstrap = sha(opts.operatorToken);
 
   app.setErrorHandler(
-    (err: { statusCode?: number; status?: number; message: string; validation?: unknown }, _req, reply) => {
+    (
+      err: {
+        statusCode?: number;
+        status?: number;
+        message: string;
+        validation?: { keyword?: string; params?: { additionalProperty?: unknown } }[];
+      },
+      _req,
+      reply,
+    ) => {
       const status =
         err instanceof HttpError
           ? err.status
@@ -230,7 +245,11 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
           412: 'precondition-failed',
           422: 'unprocessable',
         }[status] ?? 'internal';
-      void reply.status(status).send({ error, message: err.message });
+      // schema errors name the field; an unknown field is named too (ajv leaves it in params)
+      const unknown = err.validation?.find((v) => v.keyword === 'additionalProperties')?.params
+        ?.additionalProperty;
+      const message = typeof unknown === 'string' ? `${err.message}: "${unknown}"` : err.message;
+      void reply.status(status).send({ error, message });
     },
   );
 
@@ -412,6 +431,7 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
     return { items: r.items.map((d) => d.value), next: r.more ? r.last!.slice(KEYS.tenants.length) : null };
   });
   app.get<{ Params: { t: string } }>('/api/v1/tenants/:t', async (req, reply) => {
+    need(req, 'operator', 'tenant', 'cross-domain');
     await tenantAccess(req, req.params.t);
     return withEtag(reply, (await repo.get<Tenant>(KEYS.tenant(req.params.t)))!);
   });
@@ -451,6 +471,10 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
         const t = await tenantAccess(req, req.params.t);
         if (t.state !== 'active') throw new HttpError(409, `tenant "${t.id}" is being terminated`);
         return idempotent(req, reply, async () => {
+          // refuse a taken id before `make` allocates anything (an attachment's VNI and block)
+          const id = (req.body as { id: string }).id;
+          if ((await repo.get(KEYS.index(kind, id))) !== undefined)
+            throw new HttpError(409, `${kind.slice(0, -1)} "${id}" exists`);
           const obj = (await make(t.id, req.body as Static<S>)) as { id: string };
           const k = KEYS.owned(t.id, kind, obj.id);
           await repo
@@ -468,6 +492,7 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
       `/api/v1/tenants/:t/${kind}`,
       { schema: { querystring: PageQuery } },
       async (req) => {
+        need(req, 'operator', 'tenant', 'cross-domain');
         await tenantAccess(req, req.params.t);
         const p = page(req.query);
         const r = await repo.list<object>(
@@ -482,6 +507,7 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
       },
     );
     app.get<{ Params: { t: string; id: string } }>(`/api/v1/tenants/:t/${kind}/:id`, async (req, reply) => {
+      need(req, 'operator', 'tenant', 'cross-domain');
       await tenantAccess(req, req.params.t);
       const d = await repo.get<object>(KEYS.owned(req.params.t, kind, req.params.id));
       if (d === undefined) throw new HttpError(404, `no ${kind.slice(0, -1)} "${req.params.id}"`);
@@ -571,15 +597,16 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
           throw new HttpError(400, `body.addresses[${i}]: ${(e as Error).message}`);
         }
       }
+      // the VNI first: a VNI in use refuses the attachment before an address block is allocated
+      let vni = b.vni;
+      if (vni === undefined) vni = await core.ipam.allocateVni(b.id, tenant);
+      else await core.ipam.claimVni(vni, b.id, tenant);
       if (addresses.length === 0) {
         const p = await core.ipam.allocatePrefix('tenant', 24, b.id, tenant);
         const gw = new Uint8Array(p.addr);
         gw[3] = 1;
         addresses.push(`${[...gw].join('.')}/24`);
       }
-      let vni = b.vni;
-      if (vni === undefined) vni = await core.ipam.allocateVni(b.id, tenant);
-      else await core.ipam.claimVni(vni, b.id, tenant);
       const a: Attachment = {
         id: b.id,
         tenant,
@@ -696,10 +723,12 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
     },
   );
   app.get<{ Params: { t: string } }>('/api/v1/tenants/:t/bindings', async (req) => {
+    need(req, 'operator', 'tenant', 'cross-domain');
     await tenantAccess(req, req.params.t);
     return { items: await core.owned<WanBinding>(req.params.t, 'bindings'), next: null };
   });
   app.get<{ Params: { t: string; id: string } }>('/api/v1/tenants/:t/bindings/:id', async (req, reply) => {
+    need(req, 'operator', 'tenant', 'cross-domain');
     await tenantAccess(req, req.params.t);
     const d = await repo.get<WanBinding>(KEYS.owned(req.params.t, 'bindings', req.params.id));
     if (d === undefined) throw new HttpError(404, `no binding "${req.params.id}"`);
@@ -718,11 +747,11 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
     });
   });
   app.get<{ Params: { id: string } }>('/api/v1/operations/:id', async (req) => {
+    need(req, 'operator', 'tenant', 'cross-domain');
     const d = await repo.get<Operation>(KEYS.operation(req.params.id));
     if (d === undefined) throw new HttpError(404, `no operation "${req.params.id}"`);
     if (req.auth!.role === 'tenant' && req.auth!.scope !== d.value.tenant)
       throw new HttpError(404, `no operation "${req.params.id}"`);
-    if (req.auth!.role === 'agent') throw new HttpError(403, 'the agent role may not do this');
     return d.value;
   });
   app.get<{ Querystring: { tenant?: string } }>('/api/v1/operations', async (req) => {
@@ -740,7 +769,8 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
   const agentAccess = (req: FastifyRequest, id: string): void => {
     const a = req.auth!;
     if (a.role === 'operator') return;
-    if (a.role === 'agent' && a.scope === id) return;
+    if (a.role !== 'agent') throw new HttpError(403, `the ${a.role} role may not do this`);
+    if (a.scope === id) return;
     throw new HttpError(404, `no agent "${id}"`);
   };
   app.get<{ Params: { id: string } }>('/api/v1/agents/:id/config', async (req, reply) => {
@@ -762,6 +792,8 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
         'cache-control': 'no-cache',
         connection: 'keep-alive',
       });
+      // headers now: an agent resuming from its last revision may get no event for a long time
+      res.flushHeaders();
       const send = (rev: number, config: unknown): void => {
         res.write(`event: config\nid: ${rev}\ndata: ${JSON.stringify({ revision: rev, config })}\n\n`);
       };
@@ -808,6 +840,26 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
     const s = await core.agentStatus(req.params.id);
     if (s === undefined) throw new HttpError(404, `vCE "${req.params.id}" has not reported`);
     return s;
+  });
+
+  // ---------------------------------------------------------------- alarms (raised by the reconciler)
+  const alarms = new Alarms(repo);
+  const AlarmQuery = Type.Object({
+    active: Type.Optional(Type.Boolean()),
+    tenant: Type.Optional(Type.String()),
+    kind: Type.Optional(Type.String()),
+  });
+  app.get('/api/v1/alarms', { schema: { querystring: AlarmQuery } }, async (req) => {
+    const a = need(req, 'operator', 'tenant');
+    // a tenant token sees its tenant's alarms only, whatever it asks for
+    const tenant = a.role === 'tenant' ? (a.scope ?? '') : req.query.tenant;
+    return { items: await alarms.list({ active: req.query.active, tenant, kind: req.query.kind }) };
+  });
+  app.post<{ Params: { id: string } }>('/api/v1/alarms/:id/ack', async (req) => {
+    const a = need(req, 'operator');
+    const alarm = await alarms.ack(req.params.id, a.name);
+    if (alarm === undefined) throw new HttpError(404, `no alarm "${req.params.id}"`);
+    return alarm;
   });
 
   return app;

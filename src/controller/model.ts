@@ -172,6 +172,46 @@ export interface AuditEntry {
   readonly tenant?: string;
 }
 
+export type AlarmKind =
+  | 'wrong-vrf'
+  | 'drift-repaired'
+  | 'repair-failed'
+  | 'agent-config-error'
+  | 'agent-stale'
+  | 'pe-unreachable'
+  | 'residue'
+  | 'session-down';
+
+export type AlarmSeverity = 'critical' | 'major' | 'minor' | 'warning';
+
+/**
+ * A condition the reconciler found (draft §7.1: WAN and DC state kept in sync, never a customer in
+ * the wrong VRF). One document per condition (`id` derived from kind, scope and detail): the same
+ * condition found again bumps `count` instead of adding a document; `clearedAt` is set when the
+ * reconciler no longer finds it.
+ */
+export interface Alarm {
+  readonly id: string;
+  readonly kind: AlarmKind;
+  readonly severity: AlarmSeverity;
+  /** What the alarm is about (`pe:ID`, `binding:ID`, `vce:ID`): the check that clears it. */
+  readonly scope: string;
+  readonly tenant?: string;
+  readonly binding?: string;
+  readonly vce?: string;
+  readonly pe?: string;
+  readonly message: string;
+  /** First raised. */
+  readonly raisedAt: string;
+  /** Last raised (or found again, for repairs). */
+  readonly lastRaisedAt: string;
+  readonly clearedAt?: string;
+  /** Occurrences: raised anew after a clear, or repaired again. */
+  readonly count: number;
+  readonly ackedAt?: string;
+  readonly ackedBy?: string;
+}
+
 /** Key layout in the store. */
 export const KEYS = {
   root: '/vce/v1/',

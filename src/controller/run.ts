@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildControllerApi } from './api.ts';
 import { ControllerCore, type AdapterFactory } from './core.ts';
 import { LeaderElection } from './leader.ts';
+import { Reconciler, type ReconcilerOptions } from './reconcile.ts';
 import { WorkflowRunner, type WorkflowOptions } from './workflows.ts';
 import type { Kv, Watch } from './store/types.ts';
 import { KEYS, type Operation } from './model.ts';
@@ -27,6 +28,8 @@ export interface ControllerOptions {
   readonly workflow?: Partial<WorkflowOptions>;
   readonly logLevel?: string;
   readonly statusLeaseSeconds?: number;
+  /** The reconciler the leader runs (interval, grace times; intervalMs 0: on demand only). */
+  readonly reconcile?: Partial<ReconcilerOptions>;
 }
 
 export interface RunningController {
@@ -36,6 +39,8 @@ export interface RunningController {
   readonly url: string;
   readonly operatorToken: string;
   readonly election: LeaderElection;
+  /** Runs on the leader only (started when elected, stopped when the leadership is lost). */
+  readonly reconciler: Reconciler;
   stop(): Promise<void>;
 }
 
@@ -74,6 +79,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     operatorToken,
     statusLeaseSeconds: opts.statusLeaseSeconds,
   });
+  const reconciler = new Reconciler(core, { log, ...opts.reconcile });
   const election = new LeaderElection(kv, randomUUID());
   // Only the leader runs workflows; followers serve the API and queue operations in the store.
   let paused = true;
@@ -82,6 +88,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   election.on('elected', () => {
     paused = false;
     log.info({ id: election.id }, 'leading the workflows');
+    reconciler.start();
     void (async () => {
       const rev = await kv.revision();
       opsWatch?.cancel();
@@ -102,6 +109,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     paused = true;
     opsWatch?.cancel();
     log.warn({ id: election.id }, 'lost the leadership');
+    void reconciler.stop();
   });
   const kick = runner.kick.bind(runner);
   runner.kick = (id: string) => {
@@ -117,7 +125,9 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     url,
     operatorToken,
     election,
+    reconciler,
     async stop() {
+      await reconciler.stop();
       opsWatch?.cancel();
       runner.stop();
       await api.close();
