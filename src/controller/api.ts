@@ -22,6 +22,7 @@ import {
   KEYS,
   type Attachment,
   type AuditEntry,
+  type Container,
   type Endpoint,
   type Host,
   type Operation,
@@ -127,6 +128,10 @@ const AttachmentBody = Type.Object(
     zone: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$' })),
     qosProfile: Type.Optional(Type.String()),
   },
+  { additionalProperties: false },
+);
+const ContainerBody = Type.Object(
+  { id: Id, name: Type.String({ minLength: 1, maxLength: 200 }) },
   { additionalProperties: false },
 );
 const EndpointBody = Type.Object(
@@ -458,7 +463,7 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
 
   // ---------------------------------------------------------------- tenant-owned objects
   const owned = <S extends ReturnType<typeof Type.Object>>(
-    kind: 'vces' | 'attachments' | 'endpoints',
+    kind: 'containers' | 'vces' | 'attachments' | 'endpoints',
     schema: S,
     make: (tenant: string, body: Static<S>) => Promise<object>,
     after?: (tenant: string, obj: object) => Promise<void>,
@@ -561,6 +566,11 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
     );
   };
 
+  owned('containers', ContainerBody, (tenant, b) => {
+    const c: Container = { id: b.id, tenant, name: b.name };
+    return Promise.resolve(c);
+  });
+
   owned(
     'vces',
     VceBody,
@@ -634,6 +644,8 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
       const att = await core.ownedOne<Attachment>(tenant, 'attachments', b.attachment);
       if (att === undefined)
         throw new HttpError(400, `body.attachment: no attachment "${b.attachment}" in tenant "${tenant}"`);
+      if (b.container !== undefined && (await core.ownedOne(tenant, 'containers', b.container)) === undefined)
+        throw new HttpError(400, `body.container: no container "${b.container}" in tenant "${tenant}"`);
       const e: Endpoint = { ...b, tenant };
       return e;
     },

@@ -21,16 +21,17 @@ import { sh } from './harness/netns.ts';
 // this file adds to `lo` (and removes); this kernel has no dummy interfaces.
 const PE = '198.51.100.61';
 const CE = '198.51.100.62';
+const CE2 = '198.51.100.63';
 const root = process.getuid?.() === 0;
 if (!root && process.env['CI'] !== undefined) throw new Error('this test needs root (addresses on lo) in CI');
 const available = root && requireDaemon('gobgpd') && requireDaemon('gobgp');
-
 
 describe.skipIf(!available)('controller push model with a vCE agent and gobgpd as the PE', () => {
   let dir: string;
   let ctl: RunningController;
   let gobgp: GobgpDaemon;
   let client: ControllerClient;
+  let client2: ControllerClient;
   let pePort: number;
   const api = async (
     method: string,
@@ -53,7 +54,7 @@ describe.skipIf(!available)('controller push model with a vCE agent and gobgpd a
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'vce-ctl-'));
-    for (const a of [PE, CE]) {
+    for (const a of [PE, CE, CE2]) {
       await sh('ip', ['addr', 'del', `${a}/32`, 'dev', 'lo']).catch(() => undefined);
       await sh('ip', ['addr', 'add', `${a}/32`, 'dev', 'lo']);
     }
@@ -76,10 +77,12 @@ describe.skipIf(!available)('controller push model with a vCE agent and gobgpd a
 
   afterAll(async () => {
     await client?.stop();
+    await client2?.stop();
     await ctl?.stop();
     await gobgp?.stop();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
-    for (const a of [PE, CE]) await sh('ip', ['addr', 'del', `${a}/32`, 'dev', 'lo']).catch(() => undefined);
+    for (const a of [PE, CE, CE2])
+      await sh('ip', ['addr', 'del', `${a}/32`, 'dev', 'lo']).catch(() => undefined);
   });
 
   it(
@@ -170,6 +173,83 @@ describe.skipIf(!available)('controller push model with a vCE agent and gobgpd a
     },
   );
 
+  it(
+    'a second vCE of the tenant on another host (a second agent) joins the same WAN VPN',
+    { timeout: 70_000 },
+    async () => {
+      const vxlanPort = await freeUdpPort(CE2);
+      expect((await api('POST', '/api/v1/hosts', { id: 'host2', underlay: CE2 })).status).toBe(201);
+      expect(
+        (await api('POST', '/api/v1/tenants/acme/containers', { id: 'acme-shop', name: 'web shop' })).status,
+      ).toBe(201);
+      const v2 = await api('POST', '/api/v1/tenants/acme/vces', {
+        id: 'acme-vce2',
+        host: 'host2',
+        asn: 65102,
+        routerId: CE2,
+        contexts: [{ name: 'red' }],
+        vxlanPort,
+      });
+      expect(v2.status).toBe(201);
+      expect(
+        (
+          await api('POST', '/api/v1/tenants/acme/attachments', {
+            id: 'acme-app',
+            vce: 'acme-vce2',
+            context: 'red',
+            addresses: ['10.61.2.1/24'],
+          })
+        ).status,
+      ).toBe(201);
+      expect(
+        (
+          await api('POST', '/api/v1/tenants/acme/endpoints', {
+            id: 'acme-vm1',
+            name: 'vm1',
+            mac: '02:00:00:00:61:01',
+            addresses: ['10.61.2.10/24'],
+            host: 'host2',
+            attachment: 'acme-app',
+            container: 'acme-shop',
+          })
+        ).status,
+      ).toBe(201);
+      const tok = await api('POST', '/api/v1/tokens', { name: 'vce2', role: 'agent', scope: 'acme-vce2' });
+      client2 = new ControllerClient({
+        url: ctl.url,
+        token: tok.body['token'] as string,
+        id: 'acme-vce2',
+        log: pino({ level: 'silent' }),
+        statusIntervalMs: 1000,
+      });
+      client2.start();
+      const bind = await api('POST', '/api/v1/tenants/acme/bindings', {
+        id: 'acme-wan2',
+        vce: 'acme-vce2',
+        context: 'red',
+        pe: 'pe1',
+        wanVrf: 'ACME',
+        rd: '65000:62',
+        importRts: ['65000:61'],
+        exportRts: ['65000:61'],
+        peAttachment: { kind: 'vlan', id: 62 },
+        peAddress: PE,
+        ceAddress: CE2,
+      });
+      expect(bind.status, JSON.stringify(bind.body)).toBe(202);
+      const op = await ctl.runner.settle((bind.body['operation'] as { id: string }).id, 60_000);
+      expect(op.state, JSON.stringify(op.steps)).toBe('succeeded');
+      // both vCEs' prefixes in gobgpd; each vCE learns the other's across the WAN VPN
+      let rib = '';
+      for (let i = 0; i < 100 && !(rib.includes('10.61.1.0/24') && rib.includes('10.61.2.0/24')); i++) {
+        rib = await gobgp.cli('global', 'rib', '-a', 'vpnv4').catch(() => '');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(rib).toContain('10.61.1.0/24');
+      expect(rib).toContain('10.61.2.0/24');
+    },
+  );
+
   it('tenant isolation: a tenant token sees only its tenant; other tenants answer 404', async () => {
     await api('POST', '/api/v1/tenants', { id: 'other', name: 'Other' });
     const t = await api('POST', '/api/v1/tokens', { name: 'acme-user', role: 'tenant', scope: 'acme' });
@@ -244,6 +324,9 @@ describe.skipIf(!available)('controller push model with a vCE agent and gobgpd a
       expect(await gobgpVrfs()).not.toMatch(/65000:61/);
       expect(await gobgp.cli('neighbor')).not.toContain(CE);
       expect([...client.agent!.contexts.keys()]).toEqual(['default']);
+      expect([...client2.agent!.contexts.keys()]).toEqual(['default']);
+      expect(await gobgp.cli('neighbor')).not.toContain(CE2);
+      expect(await gobgp.cli('global', 'rib', '-a', 'vpnv4')).not.toContain('10.61.');
       expect((await api('GET', '/api/v1/tenants/acme')).status).toBe(404);
       const left = await ctl.core.kv.range('/vce/v1/t/acme/');
       expect(left.entries).toEqual([]);
