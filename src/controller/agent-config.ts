@@ -43,6 +43,7 @@ export function agentConfig(inp: AgentConfigInputs): Record<string, unknown> {
         remotes,
         addresses: a.addresses,
         ...(a.zone === undefined ? {} : { zone: a.zone }),
+        ...(a.qosProfile === undefined ? {} : { 'qos-policy': a.qosProfile }),
       });
     }
     for (const b of inp.bindings.filter((x) => x.context === c.name && x.state !== 'deprovisioning')) {
@@ -100,6 +101,9 @@ export function agentConfig(inp: AgentConfigInputs): Record<string, unknown> {
       listen: host?.underlay ?? '0.0.0.0',
       'vxlan-port': port,
       zones: { rules: vce.zoneRules.filter((r) => usable(r['from']) && usable(r['to'])) },
+      ...(vce.qosPolicies === undefined || vce.qosPolicies.length === 0
+        ? {}
+        : { 'qos-policies': vce.qosPolicies }),
     };
   }
   return doc;

@@ -12,6 +12,7 @@
  * Every change is written to the audit log.
  */
 import { randomBytes } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Type, type Static } from 'typebox';
@@ -38,6 +39,7 @@ import { bindingOps, newOperation, type WorkflowRunner } from './workflows.ts';
 import { IpamError } from './ipam.ts';
 import { Alarms } from './alarms.ts';
 import { parsePrefix } from '../lib/ip.ts';
+import { buildAgentConfig, ConfigError } from '../agent/config.ts';
 
 interface Auth {
   readonly role: Role;
@@ -113,6 +115,7 @@ const VceBody = Type.Object(
       { minItems: 1, maxItems: 4096 },
     ),
     zoneRules: Type.Optional(Type.Array(Type.Record(Type.String(), Type.Unknown()), { maxItems: 10000 })),
+    qosPolicies: Type.Optional(Type.Array(Type.Record(Type.String(), Type.Unknown()), { maxItems: 1000 })),
     bgpPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
     vxlanPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
   },
@@ -583,6 +586,20 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
         names.add(c.name);
       }
       const v: VceInstance = { ...b, tenant, zoneRules: b.zoneRules ?? [] };
+      // QoS policies are checked now by the agent's own reader (zone rules name zones that
+      // attachments bring later, so they are checked when the configuration is built)
+      if (v.qosPolicies !== undefined && v.qosPolicies.length > 0) {
+        try {
+          buildAgentConfig({
+            'router-id': '192.0.2.1',
+            interfaces: [{ name: 'probe', kind: 'vxlan', vni: 1, remotes: ['192.0.2.2'] }],
+            dataplane: { 'qos-policies': v.qosPolicies },
+          });
+        } catch (e) {
+          if (!(e instanceof ConfigError)) throw e;
+          throw new HttpError(400, `body.qosPolicies: ${e.message.replace(/^dataplane\.qos-policies/, '')}`);
+        }
+      }
       return v;
     },
     async (tenant, obj) => {
@@ -598,6 +615,8 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
       if (vce === undefined) throw new HttpError(400, `body.vce: no vCE "${b.vce}" in tenant "${tenant}"`);
       if (!vce.contexts.some((c) => c.name === b.context))
         throw new HttpError(400, `body.context: vCE "${b.vce}" has no context "${b.context}"`);
+      if (b.qosProfile !== undefined && !(vce.qosPolicies ?? []).some((q) => q['name'] === b.qosProfile))
+        throw new HttpError(400, `body.qosProfile: vCE "${b.vce}" has no QoS policy "${b.qosProfile}"`);
       const addresses = b.addresses ?? [];
       for (const [i, a] of addresses.entries()) {
         try {
@@ -791,6 +810,13 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
     if (d === undefined) throw new HttpError(404, `no configuration for vCE "${req.params.id}" yet`);
     return reply.header('etag', `"${d.rev}"`).send({ revision: d.rev, config: d.value.config });
   });
+  // Open configuration streams never end by themselves, and close() waits for every in-flight
+  // request: end them first, or a controller with a connected agent would never stop (SIGTERM).
+  const streams = new Set<ServerResponse>();
+  app.addHook('preClose', (done) => {
+    for (const s of streams) s.end();
+    done();
+  });
   app.get<{ Params: { id: string }; Querystring: { revision?: string } }>(
     '/api/v1/agents/:id/config/stream',
     async (req, reply) => {
@@ -806,6 +832,8 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
       });
       // headers now: an agent resuming from its last revision may get no event for a long time
       res.flushHeaders();
+      streams.add(res);
+      res.once('close', () => streams.delete(res));
       const send = (rev: number, config: unknown): void => {
         res.write(`event: config\nid: ${rev}\ndata: ${JSON.stringify({ revision: rev, config })}\n\n`);
       };

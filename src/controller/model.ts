@@ -59,6 +59,8 @@ export interface VceInstance {
   readonly contexts: readonly VceContext[];
   /** Zone rules of the vCE (the draft §9 three-tier example). */
   readonly zoneRules: readonly Record<string, unknown>[];
+  /** QoS policies (agent `dataplane.qos-policies` format) that attachments name as `qosProfile`. */
+  readonly qosPolicies?: readonly Record<string, unknown>[];
   /** The agent's BGP port (PE-CE sessions); default 179. */
   readonly bgpPort?: number;
   /** UDP port of the data plane tunnels; default 4789. */
