@@ -68,6 +68,10 @@ async function openStore(o: ControllerOptions['store']): Promise<Kv> {
 export async function startController(opts: ControllerOptions): Promise<RunningController> {
   const log = pino({ level: opts.logLevel ?? 'info' });
   const kv = await openStore(opts.store);
+  // A SQLite file has one writer (opening it takes an exclusive lock): a leader key found now was
+  // left by a controller that died without revoking its lease (kill -9), never by a live one.
+  // Waiting for the lease to expire would hold the resumed operations back by its TTL.
+  if (kv.backend === 'sqlite') await kv.delete(KEYS.leader);
   const core = new ControllerCore(kv, opts.makeAdapter ?? defaultAdapters, opts.ipam);
   const runner = new WorkflowRunner(core, { waitTimeoutMs: 120_000, retryMs: 500, log, ...opts.workflow });
   const operatorToken = opts.operatorToken ?? randomBytes(24).toString('base64url');
