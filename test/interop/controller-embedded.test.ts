@@ -19,13 +19,13 @@ import { buildAgentConfig } from '../../src/agent/config.ts';
 import { startAgent, type RunningAgent } from '../../src/agent/run.ts';
 import { ControllerClient } from '../../src/agent/controller-client.ts';
 import { startController, type RunningController } from '../../src/controller/run.ts';
+import { callApi, type ApiResult } from './harness/controller.ts';
 import { freePort, waitFor, freeUdpPort } from './harness/common.ts';
 
 const ASN = 65000;
 const PE1 = '127.0.83.10';
 const PE2 = '127.0.83.20';
 const VCE = '127.0.83.2';
-
 
 function peDoc(
   me: string,
@@ -61,23 +61,8 @@ describe('controller with embedded PEs: cross-domain push and dynamic neighbours
   let pe1: RunningAgent;
   let pe2: RunningAgent;
   let client: ControllerClient;
-  const api = async (
-    method: string,
-    path: string,
-    body?: unknown,
-    token = ctl.operatorToken,
-  ): Promise<{ status: number; body: Record<string, unknown> }> => {
-    const res = await fetch(`${ctl.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> };
-  };
+  const api = (method: string, path: string, body?: unknown, token = ctl.operatorToken): Promise<ApiResult> =>
+    callApi(ctl.url, token, method, path, body);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'vce-ctl-emb-'));

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startController, type RunningController } from '../../src/controller/run.ts';
+import { callApi, type ApiResult } from './harness/controller.ts';
 import { ControllerClient } from '../../src/agent/controller-client.ts';
 import { freePort, requireDaemon, freeUdpPort } from './harness/common.ts';
 import { startGobgp, type GobgpDaemon } from './harness/gobgp.ts';
@@ -33,23 +34,8 @@ describe.skipIf(!available)('controller push model with a vCE agent and gobgpd a
   let client: ControllerClient;
   let client2: ControllerClient;
   let pePort: number;
-  const api = async (
-    method: string,
-    path: string,
-    body?: unknown,
-    token = ctl.operatorToken,
-  ): Promise<{ status: number; body: Record<string, unknown> }> => {
-    const res = await fetch(`${ctl.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> };
-  };
+  const api = (method: string, path: string, body?: unknown, token = ctl.operatorToken): Promise<ApiResult> =>
+    callApi(ctl.url, token, method, path, body);
   const gobgpVrfs = async (): Promise<string> => gobgp.cli('vrf');
 
   beforeAll(async () => {

@@ -155,3 +155,28 @@ export async function startControllerProcess(o: ControllerProcessOptions): Promi
     },
   };
 }
+
+export interface ApiResult {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** One JSON request to a controller's API with a bearer token (empty answers become `{}`). */
+export async function callApi(
+  base: string,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<ApiResult> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> };
+}
