@@ -870,9 +870,8 @@ export async function buildControllerApi(opts: ControllerApiOptions): Promise<Fa
       lease,
     );
     if (prev !== undefined && prev.lease !== 0) await repo.kv.revokeLease(prev.lease).catch(() => undefined);
-    // workflows waiting for this agent move on at once
-    for (const o of await repo.all<Operation>(KEYS.operations))
-      if (o.value.state === 'running') runner.kick(o.value.id);
+    // (workflows waiting for this agent see the report at their next retry: no scan of every
+    // operation on every status report)
     return reply.status(204).send();
   });
   app.get<{ Params: { id: string } }>('/api/v1/agents/:id/status', async (req) => {
